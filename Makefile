@@ -1,0 +1,30 @@
+# Two commands do all the set-up: `make run` and `make test`. Each creates .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test slow bench screenshots clean
+
+run: $(VENV)/.installed  ## install (first time) and start ollama-tui; pass flags with ARGS="--print"
+	$(BIN)/ollama-tui $(ARGS)
+
+test: $(VENV)/.installed-test  ## the whole test suite (what CI runs)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+slow: $(VENV)/.installed-test  ## long soak, fuzz and load runs, kept out of `make test`
+	$(BIN)/python -m pytest -q -m slow -o addopts="" $(PYTEST_ARGS)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,130 @@
+"""Command line: parse flags, then run the Textual app or the headless ``--print`` mode.
+
+Start-up errors a user can fix (a busy port, a bad flag) end in one line naming the flag to
+change and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from tui import __version__
+
+DEFAULT_MAX_SPANS = 500_000
+EXIT_USAGE = 2
+_PORT_FLAGS = {"gRPC": "--grpc-port", "HTTP": "--http-port"}
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535; 0 picks a free one)")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ollama-tui",
+        description=(
+            "A live OpenTelemetry span viewer for the terminal. Receives OTLP traces over gRPC and HTTP "
+            "and shows them as a navigable trace tree with the prompts, completions and token counts "
+            "of LLM spans."
+        ),
+        epilog=(
+            "Point an app at it: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 "
+            "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf (or grpc with :4317)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    net = parser.add_argument_group("receivers")
+    net.add_argument("--host", default="127.0.0.1",
+                     help="address both receivers listen on (default: %(default)s, this machine only)")
+    net.add_argument("--grpc-port", type=_port, default=4317, metavar="PORT",
+                     help="OTLP/gRPC port (default: %(default)s; 0 picks a free port)")
+    net.add_argument("--http-port", type=_port, default=4318, metavar="PORT",
+                     help="OTLP/HTTP port for /v1/traces, /v1/logs, /v1/metrics (default: %(default)s; 0 picks a free port)")
+    net.add_argument("--no-grpc", action="store_true", help="do not start the OTLP/gRPC receiver")
+    net.add_argument("--no-http", action="store_true", help="do not start the OTLP/HTTP receiver")
+    net.add_argument("--max-request-mib", type=_positive, default=32, metavar="MIB",
+                     help="largest request accepted, after decompression, in MiB (default: %(default)s)")
+    net.add_argument("--queue-spans", type=_positive, default=None, metavar="N",
+                     help="spans waiting to be stored before exporters are asked to back off and retry "
+                          "(default: 200000)")
+    store = parser.add_argument_group("storage")
+    store.add_argument("--max-spans", type=_positive, default=DEFAULT_MAX_SPANS, metavar="N",
+                       help="spans kept in memory; beyond this the oldest whole traces are evicted "
+                            "(default: %(default)s)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--print", dest="print_mode", action="store_true",
+                     help="no UI: print each trace as an indented tree on stdout (for CI logs and pipes)")
+    out.add_argument("--json", action="store_true",
+                     help="with --print: one OTLP/JSON span object per line, for jq")
+    return parser
+
+
+def receiver_config(args: argparse.Namespace):  # -> ReceiverConfig, imported lazily (see main)
+    from tui.receiver import ReceiverConfig
+    from tui.receiver.service import DEFAULT_QUEUE_SPANS
+
+    return ReceiverConfig(
+        host=args.host,
+        grpc_port=None if args.no_grpc else args.grpc_port,
+        http_port=None if args.no_http else args.http_port,
+        max_message_bytes=args.max_request_mib * 1024 * 1024,
+        queue_spans=args.queue_spans or DEFAULT_QUEUE_SPANS,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.json and not args.print_mode:
+        parser.error("--json only applies with --print")
+    if args.no_grpc and args.no_http:
+        parser.error("--no-grpc and --no-http together leave nothing to receive spans")
+    # gRPC's C core logs bind failures to stderr itself; we report them in one line instead.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    from tui.receiver import PortUnavailable
+
+    config = receiver_config(args)
+    if not config.is_loopback:
+        print(
+            f"ollama-tui: warning: listening on {config.host}: anyone who can reach this machine "
+            "can send spans to it",
+            file=sys.stderr,
+        )
+    try:
+        if args.print_mode:
+            from tui.console.run import run_print
+
+            return asyncio.run(run_print(config, max_spans=args.max_spans, as_json=args.json))
+        from tui.app.run import run_app
+
+        return run_app(config, max_spans=args.max_spans)
+    except PortUnavailable as exc:
+        flag = _PORT_FLAGS[exc.transport]
+        print(f"ollama-tui: {exc}; choose another port with {flag} (0 picks a free one)", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Headless output for ``ollama-tui --print``: no Textual, just the receivers and stdout."""

@@ -1,0 +1,150 @@
+"""Print received traces as indented trees (or JSON lines) — the drop-in for the console exporter.
+
+A trace is printed once its root span has arrived and it has been quiet for a moment, so its
+children arrive first and the tree reads top-down. Spans that arrive later are printed as a
+continuation of their trace rather than being lost or reprinting everything.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from tui.model.span import Span, SpanKind
+from tui.model.store import Trace, TraceStore
+from tui.model.otlp_json import span_to_json
+from tui.model.text import format_duration, format_value, safe_text, tree_guides
+
+#: Attributes worth a place on a span's line when present, most telling first.
+KEY_ATTRIBUTES = (
+    "gen_ai.operation.name",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "gen_ai.usage.completion_tokens",
+    "llm.model_name",
+    "http.request.method",
+    "http.method",
+    "http.route",
+    "url.path",
+    "url.full",
+    "http.response.status_code",
+    "http.status_code",
+    "db.system",
+    "rpc.method",
+    "error.type",
+)
+FALLBACK_ATTRIBUTES = 3
+VALUE_LIMIT = 60
+
+
+class _Style:
+    """ANSI styling, or none at all when stdout is not a terminal (CI logs, pipes)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.enabled else text
+
+
+class TreePrinter:
+    """Prints traces from a :class:`TraceStore` as they complete."""
+
+    def __init__(
+        self,
+        store: TraceStore,
+        out: TextIO,
+        *,
+        color: bool,
+        quiet_seconds: float = 0.5,
+        orphan_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.out = out
+        self.style = _Style(color)
+        self.quiet_seconds = quiet_seconds
+        self.orphan_seconds = orphan_seconds
+        self.clock = clock
+        self._last_change: dict[str, float] = {}
+        self._printed: dict[str, set[str]] = {}
+
+    def poll(self, *, flush: bool = False) -> None:
+        """Print every trace that is ready (all pending ones with ``flush``, e.g. at exit)."""
+        now = self.clock()
+        changes = self.store.drain_changes()
+        for trace_id in changes.evicted:
+            self._last_change.pop(trace_id, None)
+            self._printed.pop(trace_id, None)
+        for trace_id in changes.updated:
+            self._last_change[trace_id] = now
+        for trace_id, changed_at in sorted(self._last_change.items(), key=lambda item: item[1]):
+            trace = self.store.get(trace_id)
+            if trace is None:
+                del self._last_change[trace_id]
+                continue
+            quiet = now - changed_at
+            ready = flush or (quiet >= self.quiet_seconds and trace.has_root) or quiet >= self.orphan_seconds
+            if ready:
+                self._print_trace(trace)
+                del self._last_change[trace_id]
+        self.out.flush()
+
+    def _print_trace(self, trace: Trace) -> None:
+        printed = self._printed.setdefault(trace.trace_id, set())
+        rows = trace.rows()
+        guides = tree_guides([row.depth for row in rows])
+        fresh = [(guide, row) for guide, row in zip(guides, rows) if row.span.span_id not in printed]
+        if not fresh:
+            return
+        s = self.style
+        if printed:
+            header = f"{s('2', 'trace')} {trace.trace_id} {s('2', f'(continued: {len(fresh)} late span(s))')}"
+        else:
+            root_note = "" if trace.has_root else s("33", "  (root span not received)")
+            header = (
+                f"{s('2', 'trace')} {trace.trace_id}  {s('36', safe_text(trace.service_name))}  "
+                f"{s('1', safe_text(trace.name))}  {format_duration(trace.duration_ns)}  "
+                f"{trace.span_count} span{'s' if trace.span_count != 1 else ''}{root_note}"
+            )
+        lines = [header]
+        for guide, row in fresh:
+            lines.append(s("2", guide) + self._span_line(row.span, orphan=row.orphan, cycle=row.cycle))
+            printed.add(row.span.span_id)
+        self.out.write("\n".join(lines) + "\n")
+
+    def _span_line(self, span: Span, *, orphan: bool, cycle: bool) -> str:
+        s = self.style
+        parts = [s("1", safe_text(span.name) or "(unnamed)"), format_duration(span.duration_ns)]
+        if span.kind not in (SpanKind.UNSPECIFIED, SpanKind.INTERNAL):
+            parts.append(s("2", span.kind.name.lower()))
+        if span.is_error:
+            message = f": {safe_text(span.status_message)}" if span.status_message else ""
+            parts.append(s("31;1", f"ERROR{message}"))
+        if orphan:
+            parts.append(s("33", f"(parent {span.parent_span_id} not received)"))
+        if cycle:
+            parts.append(s("33", "(parent link forms a cycle)"))
+        attrs = [(k, span.attributes[k]) for k in KEY_ATTRIBUTES if k in span.attributes]
+        if not attrs:
+            attrs = list(span.attributes.items())[:FALLBACK_ATTRIBUTES]
+        for key, value in attrs:
+            parts.append(f"{s('2', safe_text(key) + '=')}{safe_text(format_value(value, limit=VALUE_LIMIT))}")
+        return "  ".join(parts)
+
+
+class JsonLinesPrinter:
+    """``--print --json``: one OTLP/JSON span object per line, as soon as it arrives."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, spans: list[Span]) -> None:
+        # json.dumps with ensure_ascii escapes every control character (C1 included): terminal-safe.
+        self.out.write("".join(json.dumps(span_to_json(span)) + "\n" for span in spans))
+        self.out.flush()

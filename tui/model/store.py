@@ -1,0 +1,246 @@
+"""The in-memory trace store: groups spans into traces, links parents, evicts, and tracks changes.
+
+Pure Python so it can be tested, benchmarked and used headless (``--print``) without a UI. The UI
+never scans the store: it asks for the traces that changed since it last looked
+(:meth:`TraceStore.drain_changes`), which keeps the per-frame cost proportional to what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from tui.model.span import Span
+
+
+@dataclass(frozen=True, slots=True)
+class TreeRow:
+    """One span placed in its trace's hierarchy, in display (depth-first) order."""
+
+    span: Span
+    depth: int
+    #: The span names a parent that has not arrived (yet); it is shown at the top level, marked.
+    orphan: bool = False
+    #: The span's parent chain loops back on itself; it was cut here and shown as a root.
+    cycle: bool = False
+
+
+class Trace:
+    """All spans received for one trace id, with a summary kept up to date as spans arrive."""
+
+    __slots__ = ("trace_id", "seq", "spans", "start_ns", "end_ns", "error_count", "version", "_rows", "_rows_version")
+
+    def __init__(self, trace_id: str, seq: int) -> None:
+        self.trace_id = trace_id
+        #: Arrival order of the trace's first span; higher is newer. Eviction removes the lowest.
+        self.seq = seq
+        self.spans: dict[str, Span] = {}
+        self.start_ns = 0
+        self.end_ns = 0
+        self.error_count = 0
+        #: Bumped on every change so views can cache what they derive from the trace.
+        self.version = 0
+        self._rows: list[TreeRow] = []
+        self._rows_version = -1
+
+    def add(self, span: Span) -> bool:
+        """Add or replace a span; returns True when it replaced one with the same id (later data wins)."""
+        previous = self.spans.get(span.span_id)
+        self.spans[span.span_id] = span
+        self.version += 1
+        if previous is not None:
+            self._recompute_summary()
+            return True
+        if len(self.spans) == 1:
+            self.start_ns, self.end_ns = span.start_ns, span.end_ns
+        else:
+            self.start_ns = min(self.start_ns, span.start_ns)
+            self.end_ns = max(self.end_ns, span.end_ns)
+        self.error_count += span.is_error
+        return False
+
+    def _recompute_summary(self) -> None:
+        spans = self.spans.values()
+        self.start_ns = min(s.start_ns for s in spans)
+        self.end_ns = max(s.end_ns for s in spans)
+        self.error_count = sum(s.is_error for s in spans)
+
+    @property
+    def span_count(self) -> int:
+        return len(self.spans)
+
+    @property
+    def duration_ns(self) -> int:
+        return max(0, self.end_ns - self.start_ns)
+
+    @property
+    def has_error(self) -> bool:
+        return self.error_count > 0
+
+    @property
+    def root(self) -> Span | None:
+        """The span that names the trace: the earliest true root, else the earliest top-level row."""
+        roots = [s for s in self.spans.values() if not s.parent_span_id]
+        if roots:
+            return min(roots, key=lambda s: s.start_ns)
+        rows = self.rows()
+        return rows[0].span if rows else None
+
+    @property
+    def has_root(self) -> bool:
+        return any(not s.parent_span_id for s in self.spans.values())
+
+    @property
+    def service_name(self) -> str:
+        root = self.root
+        return root.service_name if root is not None else "unknown_service"
+
+    @property
+    def name(self) -> str:
+        root = self.root
+        return root.name if root is not None else ""
+
+    def rows(self) -> list[TreeRow]:
+        """The span hierarchy in depth-first order, siblings by start time.
+
+        Iterative, so a parent chain thousands deep cannot hit the recursion limit; every span
+        appears exactly once, even when parent links are missing, point at the span itself, or form
+        a cycle. Cached until the trace changes.
+        """
+        if self._rows_version == self.version:
+            return self._rows
+        spans = self.spans
+        children: dict[str, list[Span]] = {}
+        tops: list[tuple[Span, bool]] = []
+        for span in spans.values():
+            parent = span.parent_span_id
+            if not parent or parent == span.span_id:
+                tops.append((span, False))
+            elif parent not in spans:
+                tops.append((span, True))
+            else:
+                children.setdefault(parent, []).append(span)
+        for siblings in children.values():
+            siblings.sort(key=_start_key)
+        tops.sort(key=lambda item: item[0].start_ns)
+
+        rows: list[TreeRow] = []
+        placed: set[str] = set()
+
+        def walk(top: Span, orphan: bool, cycle: bool) -> None:
+            stack: list[tuple[Span, int]] = [(top, 0)]
+            first = True
+            while stack:
+                span, depth = stack.pop()
+                if span.span_id in placed:
+                    continue
+                placed.add(span.span_id)
+                rows.append(TreeRow(span, depth, orphan and first, cycle and first))
+                first = False
+                kids = children.get(span.span_id, ())
+                stack.extend((kid, depth + 1) for kid in reversed(kids))
+
+        for span, orphan in tops:
+            walk(span, orphan, False)
+        if len(placed) < len(spans):
+            # Whatever is left is only reachable through a parent cycle: cut each cycle at its
+            # earliest span so the display stays a tree.
+            for span in sorted(spans.values(), key=_start_key):
+                if span.span_id not in placed:
+                    walk(span, False, True)
+        self._rows = rows
+        self._rows_version = self.version
+        return rows
+
+
+def _start_key(span: Span) -> int:
+    return span.start_ns
+
+
+@dataclass(slots=True)
+class StoreChanges:
+    """What changed since the last :meth:`TraceStore.drain_changes` call."""
+
+    updated: set[str] = field(default_factory=set)
+    evicted: set[str] = field(default_factory=set)
+    cleared: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.updated or self.evicted or self.cleared)
+
+
+class TraceStore:
+    """Traces in arrival order, bounded by a span budget.
+
+    When more than ``max_spans`` spans are held, whole traces are evicted oldest first (a trace
+    is never split: half a trace is worse than none) and counted, so "accepted = stored + evicted
+    + replaced" always adds up.
+    """
+
+    def __init__(self, max_spans: int = 500_000) -> None:
+        if max_spans < 1:
+            raise ValueError("max_spans must be at least 1")
+        self.max_spans = max_spans
+        self._traces: dict[str, Trace] = {}
+        self._next_seq = 0
+        self.span_count = 0
+        self.spans_added = 0
+        self.spans_replaced = 0
+        self.evicted_spans = 0
+        self.evicted_traces = 0
+        self._changes = StoreChanges()
+
+    def __len__(self) -> int:
+        return len(self._traces)
+
+    def __iter__(self) -> Iterator[Trace]:
+        """Traces oldest first."""
+        return iter(self._traces.values())
+
+    def __contains__(self, trace_id: object) -> bool:
+        return trace_id in self._traces
+
+    def get(self, trace_id: str) -> Trace | None:
+        return self._traces.get(trace_id)
+
+    def newest_first(self) -> list[Trace]:
+        return list(reversed(self._traces.values()))
+
+    def add_spans(self, spans: Iterable[Span]) -> None:
+        """Add a batch; parents and children may arrive in any order and in any batch."""
+        traces = self._traces
+        updated = self._changes.updated
+        for span in spans:
+            trace = traces.get(span.trace_id)
+            if trace is None:
+                trace = traces[span.trace_id] = Trace(span.trace_id, self._next_seq)
+                self._next_seq += 1
+            self.spans_added += 1
+            if trace.add(span):
+                self.spans_replaced += 1
+            else:
+                self.span_count += 1
+            updated.add(span.trace_id)
+        self._evict()
+
+    def _evict(self) -> None:
+        traces = self._traces
+        while self.span_count > self.max_spans and len(traces) > 1:
+            trace_id = next(iter(traces))
+            trace = traces.pop(trace_id)
+            self.span_count -= trace.span_count
+            self.evicted_spans += trace.span_count
+            self.evicted_traces += 1
+            self._changes.updated.discard(trace_id)
+            self._changes.evicted.add(trace_id)
+
+    def clear(self) -> None:
+        """Forget every trace (a user action, so nothing is counted as evicted)."""
+        self._traces.clear()
+        self.span_count = 0
+        self._changes = StoreChanges(cleared=True)
+
+    def drain_changes(self) -> StoreChanges:
+        """Return what changed since the previous call and start a new change set."""
+        changes, self._changes = self._changes, StoreChanges()
+        return changes

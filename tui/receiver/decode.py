@@ -1,0 +1,209 @@
+"""OTLP wire formats to :mod:`tui.model` spans: the only place the protobuf types are read.
+
+Both transports and every content type end in :func:`spans_from_request`, so a span looks the
+same whichever way it arrived. JSON is first mapped onto the protobuf message with protobuf's own
+``json_format`` (after the one OTLP deviation it cannot know: ids are hex, not base64).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from tui.model.span import AttrValue, Event, Link, Resource, Scope, Span, SpanKind, StatusCode
+
+_ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId"})
+_ID_LENGTHS = {"traceId": 16, "spanId": 8, "parentSpanId": 8}
+_ZERO_TRACE_ID = "0" * 32
+_ZERO_SPAN_ID = "0" * 16
+
+M = TypeVar("M", bound=Message)
+
+
+class BadRequest(ValueError):
+    """The body cannot be decoded; the message is shown to the sender (HTTP 400 / INVALID_ARGUMENT)."""
+
+
+@dataclass(slots=True)
+class DecodedSpans:
+    """Spans decoded from one request, and how many were refused (with why) for a partial success."""
+
+    spans: list[Span]
+    rejected: int = 0
+    rejection: str = ""
+
+
+def parse_protobuf(message_type: type[M], body: bytes) -> M:
+    """Parse a binary OTLP request, turning every protobuf failure into :class:`BadRequest`."""
+    try:
+        return message_type.FromString(body)
+    except (DecodeError, RecursionError, ValueError) as exc:
+        raise BadRequest(f"request body is not a valid {message_type.__name__} protobuf: {exc}") from None
+
+
+def parse_json(message_type: type[M], body: bytes) -> M:
+    """Parse an OTLP/JSON request: hex ids, integer enums, 64-bit ints as strings, unknown keys ignored."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise BadRequest("request body must be a JSON object")
+    _hex_ids_to_base64(document)
+    try:
+        return json_format.ParseDict(document, message_type(), ignore_unknown_fields=True)
+    except (json_format.ParseError, RecursionError, ValueError, TypeError) as exc:
+        raise BadRequest(f"JSON does not match {message_type.__name__}: {exc}") from None
+
+
+def _hex_ids_to_base64(document: dict[str, Any]) -> None:
+    """Rewrite OTLP's hex ``traceId``/``spanId``/``parentSpanId`` into the base64 protobuf JSON expects."""
+    stack: list[Any] = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _ID_KEYS and isinstance(value, str):
+                    node[key] = _hex_to_base64(key, value)
+                elif isinstance(value, (dict, list)):
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(item for item in node if isinstance(item, (dict, list)))
+
+
+def _hex_to_base64(key: str, value: str) -> str:
+    if not value:
+        return ""
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise BadRequest(f"{key} {value[:40]!r} is not hex") from None
+    if len(raw) != _ID_LENGTHS[key]:
+        raise BadRequest(f"{key} must be {_ID_LENGTHS[key]} bytes ({2 * _ID_LENGTHS[key]} hex digits), got {len(raw)}")
+    return base64.b64encode(raw).decode("ascii")
+
+
+def attribute_value(value: AnyValue) -> AttrValue:
+    """Decode an ``AnyValue``; protobuf's own nesting limit bounds the recursion."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "bytes_value":
+        return value.bytes_value
+    if kind == "array_value":
+        return tuple(attribute_value(item) for item in value.array_value.values)
+    if kind == "kvlist_value":
+        return attributes(value.kvlist_value.values)
+    return None
+
+
+def attributes(pairs: Any) -> dict[str, AttrValue]:
+    """Decode repeated ``KeyValue``; a repeated key keeps its last value, as the SDKs do."""
+    return {kv.key: attribute_value(kv.value) for kv in pairs}
+
+
+def _valid_ids(trace_id: str, span_id: str) -> bool:
+    return len(trace_id) == 32 and len(span_id) == 16 and trace_id != _ZERO_TRACE_ID and span_id != _ZERO_SPAN_ID
+
+
+def spans_from_request(request: ExportTraceServiceRequest) -> DecodedSpans:
+    """Turn a trace export into model spans; spans with invalid ids are refused and counted."""
+    spans: list[Span] = []
+    rejected = 0
+    for resource_spans in request.resource_spans:
+        resource = Resource(
+            attributes(resource_spans.resource.attributes), resource_spans.resource.dropped_attributes_count
+        )
+        for scope_spans in resource_spans.scope_spans:
+            s = scope_spans.scope
+            scope = Scope(s.name, s.version, attributes(s.attributes))
+            for p in scope_spans.spans:
+                trace_id = p.trace_id.hex()
+                span_id = p.span_id.hex()
+                if not _valid_ids(trace_id, span_id):
+                    rejected += 1
+                    continue
+                spans.append(
+                    Span(
+                        trace_id=trace_id,
+                        span_id=span_id,
+                        parent_span_id=p.parent_span_id.hex(),
+                        name=p.name,
+                        start_ns=p.start_time_unix_nano,
+                        end_ns=p.end_time_unix_nano,
+                        kind=SpanKind.of(p.kind),
+                        status_code=StatusCode.of(p.status.code),
+                        status_message=p.status.message,
+                        attributes=attributes(p.attributes),
+                        events=tuple(
+                            Event(e.name, e.time_unix_nano, attributes(e.attributes), e.dropped_attributes_count)
+                            for e in p.events
+                        ),
+                        links=tuple(
+                            Link(
+                                l.trace_id.hex(),
+                                l.span_id.hex(),
+                                attributes(l.attributes),
+                                l.trace_state,
+                                l.dropped_attributes_count,
+                            )
+                            for l in p.links
+                        ),
+                        resource=resource,
+                        scope=scope,
+                        trace_state=p.trace_state,
+                        flags=p.flags,
+                        dropped_attributes_count=p.dropped_attributes_count,
+                        dropped_events_count=p.dropped_events_count,
+                        dropped_links_count=p.dropped_links_count,
+                    )
+                )
+    rejection = f"{rejected} span(s) had a trace or span id of the wrong length or all zeros" if rejected else ""
+    return DecodedSpans(spans, rejected, rejection)
+
+
+def count_log_records(request: ExportLogsServiceRequest) -> int:
+    return sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
+
+
+def count_metric_points(request: ExportMetricsServiceRequest) -> int:
+    """Count data points across every metric type (gauge, sum, histogram, ...)."""
+    total = 0
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is not None:
+                    total += len(getattr(metric, kind).data_points)
+    return total
+
+
+__all__ = [
+    "BadRequest",
+    "DecodedSpans",
+    "ExportLogsServiceRequest",
+    "ExportMetricsServiceRequest",
+    "ExportTraceServiceRequest",
+    "attribute_value",
+    "attributes",
+    "count_log_records",
+    "count_metric_points",
+    "parse_json",
+    "parse_protobuf",
+    "spans_from_request",
+]

@@ -1,0 +1,127 @@
+"""OTLP/gRPC receiver: ``TraceService``, ``LogsService`` and ``MetricsService`` on ``grpc.aio``.
+
+Handlers take the raw request bytes (no deserializer) and decode them with :mod:`tui.receiver.decode`,
+so an undecodable message gets ``INVALID_ARGUMENT`` as the OTLP spec asks, not gRPC's generic
+``INTERNAL``. Service and method names come from the descriptors shipped in opentelemetry-proto.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from tui.receiver.decode import BadRequest, parse_protobuf
+from tui.receiver.errors import PortUnavailable
+from tui.receiver.ingest import RETRY_AFTER_SECONDS, ExportResult, Ingest, Outcome
+
+_RETRY_METADATA = (
+    ("google.rpc.retryinfo-bin", RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS)).SerializeToString()),
+)
+
+
+def _format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class OtlpGrpcReceiver:
+    """Serves the three OTLP collector services on one ``grpc.aio`` server."""
+
+    def __init__(self, ingest: Ingest, host: str, port: int, max_message_bytes: int) -> None:
+        self.ingest = ingest
+        self.host = host
+        self.port = port
+        self.max_message_bytes = max_message_bytes
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self) -> int:
+        """Bind and start serving; returns the port actually bound (useful with port 0)."""
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", self.max_message_bytes),
+                # Without this, gRPC on Linux shares a port already served by another process
+                # (SO_REUSEPORT) and the exporter's spans silently go to whichever one the kernel picks.
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        server.add_generic_rpc_handlers(
+            [
+                self._service(trace_service_pb2, "TraceService", trace_service_pb2.ExportTraceServiceRequest,
+                              trace_service_pb2.ExportTraceServiceResponse, self._traces_response, self.ingest.traces),
+                self._service(logs_service_pb2, "LogsService", logs_service_pb2.ExportLogsServiceRequest,
+                              logs_service_pb2.ExportLogsServiceResponse, None, self.ingest.logs),
+                self._service(metrics_service_pb2, "MetricsService", metrics_service_pb2.ExportMetricsServiceRequest,
+                              metrics_service_pb2.ExportMetricsServiceResponse, None, self.ingest.metrics),
+            ]
+        )
+        address = _format_address(self.host, self.port)
+        try:
+            bound = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise PortUnavailable("gRPC", self.host, self.port, _bind_reason(exc)) from None
+        if bound == 0:
+            raise PortUnavailable("gRPC", self.host, self.port, "address already in use")
+        await server.start()
+        self._server = server
+        self.port = bound
+        return bound
+
+    async def stop(self, grace: float = 0.5) -> None:
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+    @staticmethod
+    def _traces_response(result: ExportResult) -> trace_service_pb2.ExportTraceServiceResponse:
+        response = trace_service_pb2.ExportTraceServiceResponse()
+        if result.rejected:
+            response.partial_success.rejected_spans = result.rejected
+            response.partial_success.error_message = result.message
+        return response
+
+    def _service(
+        self,
+        module: Any,
+        service: str,
+        request_type: Any,
+        response_type: Any,
+        make_response: Callable[[ExportResult], Any] | None,
+        accept: Callable[[str, Any], ExportResult],
+    ) -> grpc.GenericRpcHandler:
+        full_name = module.DESCRIPTOR.services_by_name[service].full_name
+
+        async def export(body: bytes, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                request = parse_protobuf(request_type, body)
+            except BadRequest as exc:
+                self.ingest.bad_request("grpc", "undecodable protobuf")
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            result = accept("grpc", request)
+            if result.outcome is Outcome.OVERLOADED:
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "ollama-tui is busy: its span queue is full; retry shortly",
+                    trailing_metadata=_RETRY_METADATA,
+                )
+            return make_response(result) if make_response else response_type()
+
+        handler: Callable[[bytes, grpc.aio.ServicerContext], Awaitable[Any]] = export
+        return grpc.method_handlers_generic_handler(
+            full_name,
+            {
+                "Export": grpc.unary_unary_rpc_method_handler(
+                    handler, request_deserializer=None, response_serializer=response_type.SerializeToString
+                )
+            },
+        )
+
+
+def _bind_reason(exc: RuntimeError) -> str:
+    text = str(exc)
+    return "address already in use" if "bind" in text.lower() else text

@@ -1,0 +1,206 @@
+"""OTLP/HTTP receiver on aiohttp: ``/v1/traces``, ``/v1/logs`` and ``/v1/metrics``.
+
+aiohttp's own request decompression is switched off: it inflates a whole chunk at once, so a
+small gzip bomb could still allocate a lot. Bodies are read with a byte cap, then inflated here with
+``zlib``'s ``max_length`` so the decompressed size is capped too.
+"""
+
+from __future__ import annotations
+
+import errno
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from tui.receiver.decode import (
+    BadRequest,
+    ExportLogsServiceRequest,
+    ExportMetricsServiceRequest,
+    ExportTraceServiceRequest,
+    parse_json,
+    parse_protobuf,
+)
+from tui.receiver.errors import PortUnavailable
+from tui.receiver.ingest import RETRY_AFTER_SECONDS, ExportResult, Ingest, Outcome
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_CONTENT_TYPES = {PROTOBUF: PROTOBUF, "application/protobuf": PROTOBUF, JSON: JSON}
+_GRPC_INVALID_ARGUMENT = 3
+_GRPC_NOT_FOUND = 5
+_GRPC_RESOURCE_EXHAUSTED = 8
+_GRPC_UNIMPLEMENTED = 12
+_GRPC_UNAVAILABLE = 14
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Unsupported(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Signal:
+    request_type: type[Message]
+    response_type: type[Message]
+    accept: Callable[[str, Any], ExportResult]
+    #: Name of the ``partial_success`` counter field in the response (None: never partial).
+    rejected_field: str | None
+
+
+def inflate(body: bytes, encoding: str, limit: int) -> bytes:
+    """Undo ``Content-Encoding``, never producing more than ``limit`` bytes (gzip bomb guard)."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding in ("gzip", "x-gzip"):
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        # HTTP's "deflate" is meant to be zlib-wrapped, but raw deflate is common in the wild.
+        inflater = zlib.decompressobj(zlib.MAX_WBITS if body[:1] == b"\x78" else -zlib.MAX_WBITS)
+    else:
+        raise _Unsupported(f"unsupported Content-Encoding {encoding!r}; send gzip, deflate or none")
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BadRequest(f"body is not valid {encoding} data: {exc}") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise _TooLarge(f"decompressed body is larger than the {limit}-byte limit")
+    if not inflater.eof:
+        raise BadRequest(f"{encoding} body is truncated")
+    return data
+
+
+class OtlpHttpReceiver:
+    """Serves OTLP/HTTP (protobuf and JSON) on an aiohttp server sharing the app's event loop."""
+
+    def __init__(self, ingest: Ingest, host: str, port: int, max_body_bytes: int) -> None:
+        self.ingest = ingest
+        self.host = host
+        self.port = port
+        self.max_body_bytes = max_body_bytes
+        self._runner: web.AppRunner | None = None
+        self._signals = {
+            "/v1/traces": _Signal(ExportTraceServiceRequest, ExportTraceServiceResponse, ingest.traces, "rejected_spans"),
+            "/v1/logs": _Signal(ExportLogsServiceRequest, ExportLogsServiceResponse, ingest.logs, None),
+            "/v1/metrics": _Signal(ExportMetricsServiceRequest, ExportMetricsServiceResponse, ingest.metrics, None),
+        }
+
+    def application(self) -> web.Application:
+        app = web.Application()
+        for path in self._signals:
+            app.router.add_route("*", path, self._handle)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        return app
+
+    async def start(self) -> int:
+        """Bind and start serving; returns the port actually bound (useful with port 0)."""
+        runner = web.AppRunner(self.application(), auto_decompress=False, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise PortUnavailable("HTTP", self.host, self.port, reason) from None
+        self._runner = runner
+        server = site._server  # aiohttp exposes the bound port only through the asyncio server
+        if self.port == 0 and server is not None and server.sockets:  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        self.ingest.bad_request("http", "404 unknown path")
+        paths = ", ".join(self._signals)
+        return _status_response(404, _GRPC_NOT_FOUND, f"no OTLP endpoint at {request.path}; use {paths}", PROTOBUF)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        signal = self._signals[request.path]
+        content_type = _CONTENT_TYPES.get(request.content_type, PROTOBUF)
+        if request.method != "POST":
+            self.ingest.bad_request("http", "405 method")
+            response = _status_response(
+                405, _GRPC_UNIMPLEMENTED, f"{request.method} is not allowed; OTLP exports are POSTed", content_type
+            )
+            response.headers["Allow"] = "POST"
+            return response
+        if request.content_type not in _CONTENT_TYPES:
+            self.ingest.bad_request("http", "415 content type")
+            return _status_response(
+                415,
+                _GRPC_INVALID_ARGUMENT,
+                f"unsupported Content-Type {request.content_type!r}; send {PROTOBUF} or {JSON}",
+                PROTOBUF,
+            )
+        try:
+            body = inflate(await self._read_capped(request), request.headers.get("Content-Encoding", ""),
+                           self.max_body_bytes)
+            parse = parse_json if content_type == JSON else parse_protobuf
+            message = parse(signal.request_type, body)
+        except _TooLarge as exc:
+            self.ingest.bad_request("http", "413 too large")
+            return _status_response(413, _GRPC_RESOURCE_EXHAUSTED, str(exc), content_type)
+        except _Unsupported as exc:
+            self.ingest.bad_request("http", "415 content encoding")
+            return _status_response(415, _GRPC_INVALID_ARGUMENT, str(exc), content_type)
+        except BadRequest as exc:
+            self.ingest.bad_request("http", "400 undecodable")
+            return _status_response(400, _GRPC_INVALID_ARGUMENT, str(exc), content_type)
+
+        result = signal.accept("http", message)
+        if result.outcome is Outcome.OVERLOADED:
+            response = _status_response(
+                503, _GRPC_UNAVAILABLE, "ollama-tui is busy: its span queue is full; retry shortly", content_type
+            )
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
+        answer = signal.response_type()
+        if signal.rejected_field and result.rejected:
+            partial = answer.partial_success  # type: ignore[attr-defined]
+            setattr(partial, signal.rejected_field, result.rejected)
+            partial.error_message = result.message
+        return _message_response(200, answer, content_type)
+
+    async def _read_capped(self, request: web.Request) -> bytes:
+        """Read the (possibly chunked) body, refusing as soon as it passes the byte limit."""
+        limit = self.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise _TooLarge(f"body of {request.content_length} bytes is larger than the {limit}-byte limit")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge(f"body is larger than the {limit}-byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _message_response(status: int, message: Message, content_type: str) -> web.Response:
+    if content_type == JSON:
+        body = json_format.MessageToJson(message, indent=None).encode()
+    else:
+        body = message.SerializeToString()
+    return web.Response(status=status, body=body, content_type=content_type)
+
+
+def _status_response(status: int, code: int, text: str, content_type: str) -> web.Response:
+    """A failure answer: the ``google.rpc.Status`` body the OTLP spec asks for, in the request's encoding."""
+    return _message_response(status, Status(code=code, message=text), content_type)

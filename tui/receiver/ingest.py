@@ -1,0 +1,116 @@
+"""What both transports share: the bounded span queue, the counters, and the accept decision.
+
+A receiver only speaks its protocol; whether a batch is taken, refused for back-pressure, or
+partly rejected is decided here once, so gRPC and HTTP can never disagree about it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+
+from tui.model.span import Span
+from tui.receiver.decode import (
+    ExportLogsServiceRequest,
+    ExportMetricsServiceRequest,
+    ExportTraceServiceRequest,
+    count_log_records,
+    count_metric_points,
+    spans_from_request,
+)
+
+#: Seconds an exporter is told to wait before retrying when the queue is full.
+RETRY_AFTER_SECONDS = 1
+
+
+class SpanQueue(asyncio.Queue[list[Span]]):
+    """An ``asyncio.Queue`` of span batches bounded by the number of *spans* it holds.
+
+    Bounding by batches would let one 100 000-span request slip past a limit meant for 512-span
+    batches. A batch is refused (:meth:`offer` returns False) when it would not fit, unless the
+    queue is empty: a single batch larger than the limit must still be able to get through.
+    """
+
+    def __init__(self, max_spans: int) -> None:
+        super().__init__()
+        self.max_spans = max_spans
+        self.pending_spans = 0
+
+    def offer(self, batch: list[Span]) -> bool:
+        if self.pending_spans and self.pending_spans + len(batch) > self.max_spans:
+            return False
+        self.put_nowait(batch)
+        return True
+
+    def _put(self, item: list[Span]) -> None:  # type: ignore[override]
+        self.pending_spans += len(item)
+        super()._put(item)  # type: ignore[misc]
+
+    def _get(self) -> list[Span]:  # type: ignore[override]
+        item: list[Span] = super()._get()  # type: ignore[misc]
+        self.pending_spans -= len(item)
+        return item
+
+
+@dataclass(slots=True)
+class ReceiverStats:
+    """Counters shown in the header and by ``--print`` at exit; every refused span is counted."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    spans_accepted: int = 0
+    spans_rejected: Counter[str] = field(default_factory=Counter)
+    requests_rejected: Counter[str] = field(default_factory=Counter)
+    log_records: int = 0
+    metric_points: int = 0
+
+    @property
+    def total_spans_rejected(self) -> int:
+        return sum(self.spans_rejected.values())
+
+
+class Outcome(Enum):
+    ACCEPTED = "accepted"
+    OVERLOADED = "overloaded"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    """The answer to one export; ``rejected``/``message`` fill OTLP's ``partial_success``."""
+
+    outcome: Outcome
+    rejected: int = 0
+    message: str = ""
+
+
+class Ingest:
+    """Accepts decoded requests from any transport into one queue, counting as it goes."""
+
+    def __init__(self, queue: SpanQueue, stats: ReceiverStats | None = None) -> None:
+        self.queue = queue
+        self.stats = stats or ReceiverStats()
+
+    def traces(self, transport: str, request: ExportTraceServiceRequest) -> ExportResult:
+        self.stats.requests[f"{transport} traces"] += 1
+        decoded = spans_from_request(request)
+        if decoded.rejected:
+            self.stats.spans_rejected["invalid id"] += decoded.rejected
+        if decoded.spans and not self.queue.offer(decoded.spans):
+            self.stats.spans_rejected["queue full (retry asked)"] += len(decoded.spans)
+            return ExportResult(Outcome.OVERLOADED)
+        self.stats.spans_accepted += len(decoded.spans)
+        return ExportResult(Outcome.ACCEPTED, decoded.rejected, decoded.rejection)
+
+    def logs(self, transport: str, request: ExportLogsServiceRequest) -> ExportResult:
+        self.stats.requests[f"{transport} logs"] += 1
+        self.stats.log_records += count_log_records(request)
+        return ExportResult(Outcome.ACCEPTED)
+
+    def metrics(self, transport: str, request: ExportMetricsServiceRequest) -> ExportResult:
+        self.stats.requests[f"{transport} metrics"] += 1
+        self.stats.metric_points += count_metric_points(request)
+        return ExportResult(Outcome.ACCEPTED)
+
+    def bad_request(self, transport: str, reason: str) -> None:
+        self.stats.requests_rejected[f"{transport}: {reason}"] += 1

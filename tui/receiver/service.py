@@ -1,0 +1,98 @@
+"""Starts the configured receivers together and moves their batches into a :class:`TraceStore`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tui.model.store import TraceStore
+from tui.receiver.grpc_server import OtlpGrpcReceiver
+from tui.receiver.http_server import OtlpHttpReceiver
+from tui.receiver.ingest import Ingest, ReceiverStats, SpanQueue
+
+#: 32 MiB. gRPC's own default (4 MiB) rejects a 512-span batch of GenAI spans carrying long prompts;
+#: the OpenTelemetry Collector lets users raise it for the same reason. 32 MiB holds ~512 spans of
+#: 64 KB each while still bounding what one request can make us allocate.
+DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+#: Spans waiting between the receivers and the store before exporters are told to back off.
+DEFAULT_QUEUE_SPANS = 200_000
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass(slots=True)
+class ReceiverConfig:
+    host: str = "127.0.0.1"
+    #: ``None`` disables that receiver; 0 picks a free port.
+    grpc_port: int | None = 4317
+    http_port: int | None = 4318
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    queue_spans: int = DEFAULT_QUEUE_SPANS
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
+
+
+class OtlpReceivers:
+    """The gRPC and HTTP receivers sharing one queue and one set of counters."""
+
+    def __init__(self, config: ReceiverConfig) -> None:
+        self.config = config
+        self.queue = SpanQueue(config.queue_spans)
+        self.stats = ReceiverStats()
+        self.ingest = Ingest(self.queue, self.stats)
+        self.grpc = (
+            OtlpGrpcReceiver(self.ingest, config.host, config.grpc_port, config.max_message_bytes)
+            if config.grpc_port is not None
+            else None
+        )
+        self.http = (
+            OtlpHttpReceiver(self.ingest, config.host, config.http_port, config.max_message_bytes)
+            if config.http_port is not None
+            else None
+        )
+
+    async def start(self) -> None:
+        """Start every enabled receiver; if one cannot bind, stop the others and re-raise."""
+        try:
+            if self.grpc:
+                await self.grpc.start()
+            if self.http:
+                await self.http.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        if self.grpc:
+            await self.grpc.stop()
+        if self.http:
+            await self.http.stop()
+
+    @property
+    def addresses(self) -> list[tuple[str, str]]:
+        """``[("grpc", "127.0.0.1:4317"), ("http", "127.0.0.1:4318")]`` with the real bound ports."""
+        host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
+        found = []
+        if self.grpc:
+            found.append(("grpc", f"{host}:{self.grpc.port}"))
+        if self.http:
+            found.append(("http", f"{host}:{self.http.port}"))
+        return found
+
+
+async def pump(queue: SpanQueue, store: TraceStore, on_batch: Callable[[], None] | None = None) -> None:
+    """Move batches from the queue into the store until cancelled.
+
+    Everything already waiting is taken in one go, so a burst costs one notification, not one per
+    request.
+    """
+    while True:
+        batch = await queue.get()
+        store.add_spans(batch)
+        while not queue.empty():
+            store.add_spans(queue.get_nowait())
+        if on_batch is not None:
+            on_batch()
+        await asyncio.sleep(0)
