@@ -21,6 +21,8 @@ from tui.receiver.decode import (
     spans_from_request,
 )
 
+#: The reason counted for spans refused because the queue was full; the exporter was told to retry.
+BACK_PRESSURE = "back-pressure (retry asked)"
 #: Seconds an exporter is told to wait before retrying when the queue is full.
 RETRY_AFTER_SECONDS = 1
 
@@ -97,7 +99,7 @@ class Ingest:
         if decoded.rejected:
             self.stats.spans_rejected["invalid id"] += decoded.rejected
         if decoded.spans and not self.queue.offer(decoded.spans):
-            self.stats.spans_rejected["queue full (retry asked)"] += len(decoded.spans)
+            self.stats.spans_rejected[BACK_PRESSURE] += len(decoded.spans)
             return ExportResult(Outcome.OVERLOADED)
         self.stats.spans_accepted += len(decoded.spans)
         return ExportResult(Outcome.ACCEPTED, decoded.rejected, decoded.rejection)

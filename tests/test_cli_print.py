@@ -1,0 +1,154 @@
+"""The real command in a subprocess: --print output, --json, a busy port, a public host warning."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from otlp_bodies import CHILD_ID, ROOT_ID, TRACE_ID, protobuf_request
+
+COMMAND = [sys.executable, "-m", "tui"]
+
+
+@contextmanager
+def printing(*flags: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Start ``ollama-tui --print`` on free ports; yield the process and its HTTP port.
+
+    The gRPC port is in ``proc.grpc_port`` (read from the same banner line).
+    """
+    proc = subprocess.Popen([*COMMAND, "--print", "--grpc-port", "0", "--http-port", "0", *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = proc.stderr.readline()
+        match = re.search(r"grpc 127\.0\.0\.1:(\d+) · http 127\.0\.0\.1:(\d+)", banner)
+        assert match, banner
+        proc.grpc_port = int(match.group(1))  # type: ignore[attr-defined]
+        yield proc, int(match.group(2))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def post(port: int, body: bytes) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/traces", data=body,
+                                     headers={"Content-Type": "application/x-protobuf"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    return out, err
+
+
+def test_print_shows_a_known_trace_as_a_tree() -> None:
+    with printing() as (proc, port):
+        assert post(port, protobuf_request().SerializeToString()) == 200
+        out, err = stop(proc)
+    assert out.splitlines() == [
+        f"trace {TRACE_ID}  js-app  GET /chat  1s  2 spans",
+        "└─ GET /chat  1s  server  ERROR: upstream failed  http.response.status_code=200",
+        "   └─ chat llama3.2  800ms  client",
+    ]
+    assert "2 spans accepted" in err and "1 traces held" in err
+
+
+def test_print_escapes_terminal_control_sequences() -> None:
+    request = protobuf_request()
+    root = request.resource_spans[0].scope_spans[0].spans[0]
+    root.name = "evil\x1b[2J\x1b]0;pwned\x07\rname"
+    root.attributes.append(KeyValue(key="url.path", value=AnyValue(string_value="/x\x1b[31m")))
+    with printing() as (proc, port):
+        post(port, request.SerializeToString())
+        out, _ = stop(proc)
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    assert "evil\\e[2J\\e]0;pwned\\x07\\rname" in out
+    assert "url.path=/x\\e[31m" in out
+
+
+def test_print_json_lines_use_otlp_names() -> None:
+    with printing("--json") as (proc, port):
+        post(port, protobuf_request().SerializeToString())
+        out, _ = stop(proc)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(d["spanId"], d.get("parentSpanId")) for d in lines] == [(ROOT_ID, None), (CHILD_ID, ROOT_ID)]
+    root = lines[0]
+    assert root["traceId"] == TRACE_ID and root["kind"] == 2
+    assert root["startTimeUnixNano"] == "1544712660000000000"
+    assert {"key": "http.response.status_code", "value": {"intValue": "200"}} in root["attributes"]
+    assert root["status"] == {"code": 2, "message": "upstream failed"}
+    assert root["resource"]["attributes"] == [{"key": "service.name", "value": {"stringValue": "js-app"}}]
+
+
+def test_busy_port_is_one_line_naming_the_flag() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for flag in ("--http-port", "--grpc-port"):
+            other = "--grpc-port" if flag == "--http-port" else "--http-port"
+            result = subprocess.run([*COMMAND, "--print", flag, str(port), other, "0"],
+                                    capture_output=True, text=True, timeout=30)
+            assert result.returncode == 2
+            assert result.stdout == ""
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1, result.stderr
+            assert f"127.0.0.1:{port}" in lines[0] and "already in use" in lines[0] and flag in lines[0]
+
+
+def test_bad_flags_are_usage_errors() -> None:
+    result = subprocess.run([*COMMAND, "--json"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "--json only applies with --print" in result.stderr
+    result = subprocess.run([*COMMAND, "--grpc-port", "70000"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "not a port number" in result.stderr
+
+
+def test_public_host_prints_a_warning() -> None:
+    proc = subprocess.Popen([*COMMAND, "--print", "--host", "0.0.0.0", "--grpc-port", "0", "--http-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    warning = proc.stderr.readline()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=15)
+    assert "warning: listening on 0.0.0.0" in warning and "anyone" in warning
+
+
+APP = """
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.exporter.otlp.proto.{module}.trace_exporter import OTLPSpanExporter
+
+provider = TracerProvider(resource=Resource.create())  # service name from OTEL_SERVICE_NAME
+provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # endpoint from the environment
+with provider.get_tracer("app").start_as_current_span("handle request"):
+    with provider.get_tracer("app").start_as_current_span("query"):
+        pass
+provider.shutdown()
+"""
+
+
+def test_an_app_configured_only_by_otel_env_vars_shows_up() -> None:
+    with printing() as (proc, http_port):
+        for module, endpoint in (("http", f"http://127.0.0.1:{http_port}"),
+                                 ("grpc", f"http://127.0.0.1:{proc.grpc_port}")):  # type: ignore[attr-defined]
+            env = {**os.environ, "OTEL_SERVICE_NAME": f"env-app-{module}", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+            subprocess.run([sys.executable, "-c", APP.format(module=module)], env=env, check=True, timeout=60)
+        out, _ = stop(proc)
+    lines = out.splitlines()
+    assert len(lines) == 6, out
+    for module, block in zip(("http", "grpc"), (lines[:3], lines[3:])):
+        assert re.fullmatch(rf"trace [0-9a-f]{{32}}  env-app-{module}  handle request  \S+  2 spans", block[0]), block
+        assert block[1].startswith("└─ handle request") and block[2].startswith("   └─ query")

@@ -1,0 +1,125 @@
+"""TraceStore: parent linking in any order, duplicates, cycles, several roots, eviction, changes."""
+
+from __future__ import annotations
+
+import random
+
+from tui.model.span import Span, StatusCode
+from tui.model.store import TraceStore
+
+T1 = "1" * 32
+T2 = "2" * 32
+T3 = "3" * 32
+
+
+def span(span_id: str, parent: str = "", trace: str = T1, start: int = 0, name: str | None = None,
+         error: bool = False) -> Span:
+    sid = span_id.rjust(16, "0")
+    return Span(trace_id=trace, span_id=sid, parent_span_id=parent.rjust(16, "0") if parent else "",
+                name=name or span_id, start_ns=start, end_ns=start + 10,
+                status_code=StatusCode.ERROR if error else StatusCode.UNSET)
+
+
+def shape(store: TraceStore, trace_id: str = T1) -> list[tuple[str, int, bool, bool]]:
+    return [(r.span.name, r.depth, r.orphan, r.cycle) for r in store.get(trace_id).rows()]
+
+
+def test_child_before_parent_is_attached_when_parent_arrives() -> None:
+    store = TraceStore()
+    store.add_spans([span("b", parent="a", start=2), span("c", parent="b", start=3)])
+    assert shape(store) == [("b", 0, True, False), ("c", 1, False, False)]
+    assert not store.get(T1).has_root
+    store.add_spans([span("a", start=1)])
+    assert shape(store) == [("a", 0, False, False), ("b", 1, False, False), ("c", 2, False, False)]
+    assert store.get(T1).name == "a"
+
+
+def test_arrival_order_does_not_matter() -> None:
+    spans = [span("a", start=1), span("b", "a", start=2), span("c", "a", start=3), span("d", "c", start=4),
+             span("e", "d", start=5), span("f", "a", start=6)]
+    expected = None
+    for seed in range(20):
+        shuffled = spans[:]
+        random.Random(seed).shuffle(shuffled)
+        store = TraceStore()
+        for s in shuffled:
+            store.add_spans([s])
+        got = shape(store)
+        expected = expected or got
+        assert got == expected
+    assert expected == [("a", 0, False, False), ("b", 1, False, False), ("c", 1, False, False),
+                        ("d", 2, False, False), ("e", 3, False, False), ("f", 1, False, False)]
+
+
+def test_duplicate_span_id_keeps_one_span_with_later_data() -> None:
+    store = TraceStore()
+    store.add_spans([span("a", start=1, name="first", error=True)])
+    store.add_spans([span("a", start=1, name="second")])
+    trace = store.get(T1)
+    assert trace.span_count == 1 and store.span_count == 1
+    assert trace.spans["000000000000000a"].name == "second"
+    assert not trace.has_error
+    assert store.spans_added == 2 and store.spans_replaced == 1
+
+
+def test_self_parent_and_cycles_are_shown_as_roots_without_looping() -> None:
+    store = TraceStore()
+    store.add_spans([span("a", parent="a", start=1),  # names itself
+                     span("b", parent="c", start=2), span("c", parent="b", start=3),  # a 2-cycle
+                     span("d", parent="c", start=4)])
+    rows = shape(store)
+    assert sorted(name for name, *_ in rows) == ["a", "b", "c", "d"]
+    assert rows[0] == ("a", 0, False, False)
+    assert rows[1] == ("b", 0, False, True)
+    assert ("c", 1, False, False) in rows and ("d", 2, False, False) in rows
+
+
+def test_several_roots_are_all_shown() -> None:
+    store = TraceStore()
+    store.add_spans([span("a", start=5), span("b", start=1), span("c", "b", start=2)])
+    assert shape(store) == [("b", 0, False, False), ("c", 1, False, False), ("a", 0, False, False)]
+    assert store.get(T1).name == "b"
+
+
+def test_deep_parent_chain_needs_no_recursion() -> None:
+    store = TraceStore()
+    chain = [span("1", start=0)] + [span(format(i + 1, "x"), parent=format(i, "x"), start=i) for i in range(1, 10_000)]
+    store.add_spans(reversed(chain))
+    rows = store.get(T1).rows()
+    assert len(rows) == 10_000 and rows[-1].depth == 9_999
+
+
+def test_summary_and_change_tracking() -> None:
+    store = TraceStore()
+    store.add_spans([span("a", start=100), span("b", "a", start=50, error=True), span("x", trace=T2)])
+    trace = store.get(T1)
+    assert (trace.start_ns, trace.end_ns, trace.duration_ns) == (50, 110, 60)
+    assert trace.has_error and trace.span_count == 2
+    changes = store.drain_changes()
+    assert changes.updated == {T1, T2} and not changes.evicted
+    assert not store.drain_changes()
+    store.add_spans([span("c", "a", trace=T1)])
+    assert store.drain_changes().updated == {T1}
+
+
+def test_eviction_removes_whole_oldest_traces_and_counts_them() -> None:
+    store = TraceStore(max_spans=5)
+    store.add_spans([span("a", trace=T1), span("b", "a", trace=T1), span("c", "a", trace=T1)])
+    store.add_spans([span("d", trace=T2), span("e", "d", trace=T2)])
+    store.drain_changes()
+    store.add_spans([span("f", trace=T3)])
+    assert T1 not in store and T2 in store and T3 in store
+    assert store.span_count == 3
+    assert (store.evicted_spans, store.evicted_traces) == (3, 1)
+    changes = store.drain_changes()
+    assert changes.evicted == {T1} and changes.updated == {T3}
+    assert store.spans_added == store.span_count + store.evicted_spans + store.spans_replaced
+    assert [t.trace_id for t in store.newest_first()] == [T3, T2]
+
+
+def test_clear_is_not_eviction() -> None:
+    store = TraceStore()
+    store.add_spans([span("a")])
+    store.clear()
+    assert len(store) == 0 and store.span_count == 0 and store.evicted_spans == 0
+    assert store.drain_changes().cleared
