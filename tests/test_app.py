@@ -1,0 +1,268 @@
+"""The real app under Pilot, fed through real OTLP exports (SDK exporter → receiver on port 0)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from app_helpers import FIXED_NOW, cursor_text, detail_texts, screen_text, trace_list_lines, wait_until
+from conftest import Running, export, make_exporter, running_receivers
+from genai_fixtures import ANSWER, QUESTION, SYSTEM, record, record_all
+from tui.app.app import OllamaTuiApp
+from tui.app.screens.confirm import ConfirmScreen
+from tui.app.screens.help import HelpScreen
+from tui.app.screens.value import ValueScreen
+
+SIZE = (160, 45)
+
+
+@pytest.fixture
+async def receivers() -> AsyncIterator[Running]:
+    async with running_receivers(pumping=False) as running:  # the app runs its own pump
+        yield running
+
+
+def make_app(running: Running) -> OllamaTuiApp:
+    return OllamaTuiApp(running.receivers, running.store, clock=lambda: FIXED_NOW)
+
+
+async def send(running: Running, spans, transport: str = "http") -> None:
+    exporter = make_exporter(running, transport)
+    try:
+        assert await export(exporter, spans) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+
+
+def single(name: str):
+    """A one-span trace recorded by the SDK."""
+
+    def build(tracer: trace.Tracer) -> None:
+        with tracer.start_as_current_span(name):
+            pass
+
+    return record(build, "svc")
+
+
+async def send_all(running: Running, pilot) -> None:
+    for spans in record_all():  # one export per trace, in order: newest last
+        await send(running, spans)
+    await wait_until(pilot, lambda: pilot.app.trace_list.index.trace_count == 6)
+
+
+async def test_empty_state_explains_how_to_send_spans_with_real_ports(receivers: Running) -> None:
+    app = make_app(receivers)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        text = screen_text(app)
+        http, grpc = receivers.receivers.http.port, receivers.receivers.grpc.port
+        assert f"grpc 127.0.0.1:{grpc} · http 127.0.0.1:{http}" in text  # header
+        assert f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{http}" in text
+        assert f"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:{http}/v1/traces" in text
+        assert "OTEL_EXPORTER_OTLP_TRACES_INSECURE=true" in text
+
+
+async def test_traces_arrive_newest_first_with_model_and_tokens(receivers: Running) -> None:
+    app = make_app(receivers)
+    async with app.run_test(size=SIZE) as pilot:
+        await send_all(receivers, pilot)
+        lines = trace_list_lines(app)
+        assert len(lines) == 6
+        assert "weather-api" in lines[0] and "GET /forecast" in lines[0] and "✖" in lines[0]
+        assert "POST /ask" in lines[5] and "llama3.2:latest" in lines[5] and "31→18" in lines[5]
+        assert "agent run" in lines[4] and "qwen3:8b" in lines[4] and "120→45" in lines[4]
+        assert "ChatOllama" in lines[2] and "gemma3" in lines[2] and "15→16" in lines[2]
+        status = screen_text(app).splitlines()[0]
+        assert "6 traces · 10 spans" in status and "following" in status
+
+
+async def test_keyboard_navigation_expand_collapse_and_parent(receivers: Running) -> None:
+    app = make_app(receivers)
+    async with app.run_test(size=SIZE) as pilot:
+        await send_all(receivers, pilot)
+        await pilot.press("G")  # last = oldest trace, POST /ask
+        assert cursor_text(app) == "trace:POST /ask"
+        await pilot.press("k", "k")
+        assert cursor_text(app) == "trace:chat mistral"
+        await pilot.press("j", "enter")  # agent run: expand
+        lines = trace_list_lines(app)
+        assert [l.strip().split("  ")[0] for l in lines[5:8]] == ["└─ agent run", "├─ chat qwen3",
+                                                                   "└─ execute_tool get_weather"]
+        await pilot.press("l")  # step into the expanded trace
+        assert cursor_text(app) == "agent run"
+        await pilot.press("j")
+        assert cursor_text(app) == "chat qwen3"
+        await pilot.press("h")  # ← goes to the parent span
+        assert cursor_text(app) == "agent run"
+        await pilot.press("h")  # … then to the trace row
+        assert cursor_text(app) == "trace:agent run"
+        await pilot.press("h")  # ← on an expanded trace collapses it
+        assert len(trace_list_lines(app)) == 6
+        await pilot.press("g")
+        assert cursor_text(app) == "trace:GET /forecast"
+        await pilot.press("pagedown")
+        assert cursor_text(app) == "trace:POST /ask"
+        await pilot.press("pageup", "down", "up")
+        assert cursor_text(app) == "trace:GET /forecast"
+
+
+@pytest.mark.parametrize(
+    ("trace_name", "span_name", "tokens", "expect"),
+    [
+        ("POST /ask", "ollama.chat", "in 31 · out 18 · total 49",
+         ["system", SYSTEM, "user", QUESTION, "assistant · finish stop", ANSWER, "provider Ollama", "operation chat",
+          "request llama3.2", "response llama3.2:latest"]),
+        ("agent run", "chat qwen3", "in 120 · out 45 · total 165",
+         ["system (instructions)", SYSTEM, "[0] user", QUESTION, "→ tool call: get_weather({\"location\": \"Paris\"})",
+          "[2] tool", "rainy, 14 °C", ANSWER, "provider ollama", "gen_ai.request.temperature  0.2"]),
+        ("chat mistral", "chat mistral", "in 20 · out 7 · total 27", ["system", SYSTEM, "user", QUESTION, ANSWER]),
+        ("ChatOllama", "ChatOllama", "in 15 · out 16 · total 31", ["[0] user", QUESTION, "[0] assistant", ANSWER,
+                                                                  "request gemma3", "provider ollama"]),
+        ("chat broken", "chat broken", "in – · out – · total –", ["(unparsed)", '[{"role": "user", ']),
+    ],
+    ids=["openllmetry", "semconv", "events", "openinference", "malformed-json"],
+)
+async def test_llm_tab_for_each_convention(receivers: Running, trace_name: str, span_name: str, tokens: str,
+                                           expect: list[str]) -> None:
+    app = make_app(receivers)
+    async with app.run_test(size=SIZE) as pilot:
+        await send_all(receivers, pilot)
+        for _ in range(6):
+            if cursor_text(app) == f"trace:{trace_name}":
+                break
+            await pilot.press("down")
+        await pilot.press("enter")
+        for _ in range(4):
+            await pilot.press("down")
+            if cursor_text(app) == span_name:
+                break
+        assert cursor_text(app) == span_name
+        assert app.query_one("TabbedContent").active == "tab-llm"
+        text = "\n".join(detail_texts(app, "llm"))
+        assert f"Tokens  {tokens}" in text
+        for fragment in expect:
+            assert fragment in text, fragment
+
+
+async def test_filter_errors_only_follow_and_pause(receivers: Running) -> None:
+    app = make_app(receivers)
+    async with app.run_test(size=SIZE) as pilot:
+        await send_all(receivers, pilot)
+        await pilot.press("slash", *"mistral")
+        assert [l.split()[1] for l in trace_list_lines(app)] == ["chatbot"]
+        assert "1/6 traces" in screen_text(app).splitlines()[0]
+        await pilot.press("escape")
+        assert len(trace_list_lines(app)) == 6
+        await pilot.press("slash", *"rainy", "enter")  # prompt and completion text are searched
+        assert {l.split()[1] for l in trace_list_lines(app)} == {"weather-api", "agent", "chatbot", "rag-app"}
+        await pilot.press("slash", "escape")
+        await pilot.press("e")
+        lines = trace_list_lines(app)
+        assert len(lines) == 1 and "GET /forecast" in lines[0]
+        await pilot.press("e")
+
+        # Not following: a new trace arrives above, the selection stays where it was.
+        await pilot.press("down", "down")
+        selected = cursor_text(app)
+        await send(receivers, single("late arrival"))
+        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 7)
+        assert cursor_text(app) == selected
+        assert "late arrival" in trace_list_lines(app)[0]
+        await pilot.press("f")  # follow: jump to the newest, and stay there as traces arrive
+        assert cursor_text(app) == "trace:late arrival"
+        await send(receivers, single("newest"))
+        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 8)
+        assert cursor_text(app) == "trace:newest"
+
+        await pilot.press("p")  # pause: receiving goes on, the list stays still
+        await send(receivers, single("while paused"))
+        await wait_until(pilot, lambda: receivers.store.span_count == 13)
+        await pilot.pause(0.6)
+        assert app.trace_list.index.trace_count == 8
+        assert "PAUSED · 1 spans waiting" in screen_text(app).splitlines()[0]
+        await pilot.press("p")
+        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 9)
+        assert cursor_text(app) == "trace:while paused"
+
+
+async def test_late_parent_moves_orphan_under_it(receivers: Running) -> None:
+    def build(tracer: trace.Tracer) -> None:
+        with tracer.start_as_current_span("parent"):
+            with tracer.start_as_current_span("child"):
+                pass
+
+    spans = record(build, "svc")
+    child = next(s for s in spans if s.name == "child")
+    parent = next(s for s in spans if s.name == "parent")
+    app = make_app(receivers)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(receivers, [child])
+        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 1)
+        await pilot.press("enter")
+        lines = trace_list_lines(app)
+        assert "(no root yet)" in lines[0]
+        assert "⚠ parent missing · child" in lines[1]
+        await pilot.press("down")
+        await send(receivers, [parent])
+        await wait_until(pilot, lambda: receivers.store.span_count == 2)
+        await pilot.pause(0.2)
+        lines = trace_list_lines(app)
+        assert "parent" in lines[0] and "└─ parent" in lines[1] and "   └─ child" in lines[2]
+        assert "⚠" not in "\n".join(lines)
+        assert cursor_text(app) == "child"  # the selection followed the span to its new row
+
+
+async def test_untrusted_text_is_shown_escaped_never_interpreted(receivers: Running) -> None:
+    evil = "[bold]x[/] \x1b[2J\x1b]0;title\x07\rend"
+
+    def build(tracer: trace.Tracer) -> None:
+        with tracer.start_as_current_span(evil, attributes={"gen_ai.prompt.0.content": evil, evil: "v"}) as s:
+            s.add_event(evil, {"k": evil})
+
+    app = make_app(receivers)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(receivers, record(build, f"svc{evil}"))
+        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 1)
+        await pilot.press("enter", "down")
+        for tab in ("llm", "attributes", "events"):
+            app.query_one("TabbedContent").active = f"tab-{tab}"
+            await pilot.pause()
+            text = screen_text(app)
+            assert "[bold]x[/] \\e[2J\\e]0;title\\x07\\rend" in text, tab
+            assert not any(c in text for c in "\x1b\x07\r"), tab
+
+
+async def test_open_copy_clear_and_help(receivers: Running) -> None:
+    app = make_app(receivers)
+    async with app.run_test(size=SIZE) as pilot:
+        await send_all(receivers, pilot)
+        await pilot.press("G", "enter", "down")  # POST /ask → ollama.chat span
+        await pilot.press("down")
+        assert cursor_text(app) == "ollama.chat"
+        await pilot.press("tab")  # into the LLM tab's list
+        assert app.focused is app.detail.list("llm")
+        while app.detail.list("llm").current.body != ANSWER:
+            await pilot.press("down")
+        await pilot.press("y")
+        assert app.clipboard == ANSWER
+        await pilot.press("o")
+        assert isinstance(app.screen, ValueScreen)
+        assert ANSWER in screen_text(app)
+        await pilot.press("escape")
+        await pilot.press("tab", "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        help_text = screen_text(app)
+        for key, what in [("/", "Filter"), ("e", "Errors only"), ("f", "Follow"), ("p", "Pause"), ("c", "Clear"),
+                          ("q", "Quit"), ("PgUp", "Page up"), ("→ l", "Expand"), ("← h", "Collapse/parent")]:
+            assert key in help_text and what in help_text, what
+        await pilot.press("escape", "c")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert app.trace_list.index.trace_count == 6
+        await pilot.press("c", "y")
+        await pilot.pause()
+        assert app.trace_list.index.trace_count == 0 and len(receivers.store) == 0
+        assert "No spans yet" in screen_text(app)

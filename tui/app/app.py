@@ -1,0 +1,255 @@
+"""The Textual application: wires the receivers' queue, the store and the widgets on one loop.
+
+Store changes reach the screen as one coalesced update per tick (20 Hz), never one per span:
+the pump only adds to the store; the tick drains the store's change set and applies it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+
+from tui.app.empty_state import empty_state_lines
+from tui.app.screens.confirm import ConfirmScreen
+from tui.app.screens.help import HelpScreen
+from tui.app.screens.value import ValueScreen
+from tui.app.widgets.detail import DetailList, DetailPane
+from tui.app.widgets.status_line import Status, StatusLine
+from tui.app.widgets.trace_list import TraceList
+from tui.model.store import StoreChanges, TraceStore
+from tui.receiver import OtlpReceivers, pump
+
+TICK_SECONDS = 0.05
+STATUS_SECONDS = 0.5
+
+
+class OllamaTuiApp(App[int]):
+    """A live OpenTelemetry span viewer."""
+
+    TITLE = "ollama-tui"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="app.filter"),
+        Binding("e", "toggle_errors", "Errors only", id="app.errors"),
+        Binding("f", "toggle_follow", "Follow", id="app.follow"),
+        Binding("p", "toggle_pause", "Pause", id="app.pause"),
+        Binding("t", "next_tab", "Next tab", id="app.next_tab"),
+        Binding("o", "open_value", "Open value", id="app.open"),
+        Binding("y", "copy_value", "Copy", id="app.copy"),
+        Binding("c", "clear", "Clear", id="app.clear"),
+        Binding("tab", "switch_pane", "Next pane", show=False, priority=True, id="app.pane"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(
+        self,
+        receivers: OtlpReceivers,
+        store: TraceStore,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.receivers = receivers
+        self.store = store
+        self.clock = clock
+        self.paused = False
+        self._pending = StoreChanges()
+        self._added_at_pause = 0
+        self._rate_sample = (time.monotonic(), 0)
+        self._spans_per_second = 0.0
+
+    # --- layout ----------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+        with Horizontal(id="main"):
+            yield TraceList(self.store, empty_help=lambda: empty_state_lines(self.receivers.addresses),
+                            clock=self.clock, id="traces")
+            yield DetailPane(id="detail")
+        yield Input(placeholder="filter: service, span name, model, attribute values, prompt text  (Esc clears)",
+                    id="filter")
+        yield Footer()
+
+    @property
+    def trace_list(self) -> TraceList:
+        return self.query_one(TraceList)
+
+    @property
+    def detail(self) -> DetailPane:
+        return self.query_one(DetailPane)
+
+    def on_mount(self) -> None:
+        self.run_worker(pump(self.receivers.queue, self.store), name="ingest", group="ingest", exit_on_error=True)
+        self.set_interval(TICK_SECONDS, self._tick)
+        self.set_interval(STATUS_SECONDS, self._update_status)
+        self.set_interval(1.0, self.trace_list.refresh)  # ages
+        self.trace_list.focus()
+        self._update_status()
+        self.detail.show(None)
+
+    # --- live updates ----------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        """Apply everything the store changed since the last tick, as one update."""
+        changes = self.store.drain_changes()
+        if self.paused:
+            self._pending.updated |= changes.updated
+            self._pending.updated -= changes.evicted
+            if changes.evicted:  # rows of evicted traces must go even while paused
+                self._apply(StoreChanges(evicted=changes.evicted))
+            return
+        if self._pending:
+            changes.updated |= self._pending.updated
+            changes.updated -= changes.evicted
+            self._pending = StoreChanges()
+        if changes:
+            self._apply(changes)
+
+    def _apply(self, changes: StoreChanges) -> None:
+        trace_list = self.trace_list
+        trace_list.apply_changes(changes)
+        selected = trace_list.selected
+        if selected is not None and (selected[0] in changes.updated or changes.cleared):
+            self.detail.show(trace_list.current)
+
+    def _update_status(self) -> None:
+        stats = self.receivers.stats
+        now = time.monotonic()
+        then, accepted = self._rate_sample
+        if now - then >= 0.25:
+            self._spans_per_second = (stats.spans_accepted - accepted) / (now - then)
+            self._rate_sample = (now, stats.spans_accepted)
+        index = self.trace_list.index
+        self.query_one(StatusLine).show(
+            Status(
+                listening=self.receivers.addresses,
+                traces=len(self.store),
+                spans=self.store.span_count,
+                spans_per_second=self._spans_per_second,
+                rejected=stats.total_spans_rejected,
+                evicted=self.store.evicted_spans,
+                following=self.trace_list.following,
+                paused=self.paused,
+                waiting=self.store.spans_added - self._added_at_pause if self.paused else 0,
+                shown=index.trace_count,
+                filtered=bool(index.filter_text or index.errors_only),
+            )
+        )
+
+    # --- messages --------------------------------------------------------------------------------
+
+    def on_trace_list_selection_changed(self, _: TraceList.SelectionChanged) -> None:
+        self.detail.show(self.trace_list.current)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.trace_list.refilter(text=event.value)
+            self._update_status()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            if not event.value:
+                event.input.remove_class("visible")
+            self.trace_list.focus()
+
+    def on_key(self, event) -> None:  # noqa: ANN001 - textual.events.Key
+        filter_input = self.query_one("#filter", Input)
+        if event.key == "escape" and filter_input.has_focus:
+            filter_input.value = ""
+            filter_input.remove_class("visible")
+            self.trace_list.focus()
+            event.stop()
+
+    # --- actions ---------------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        filter_input = self.query_one("#filter", Input)
+        filter_input.add_class("visible")
+        filter_input.focus()
+
+    def action_toggle_errors(self) -> None:
+        index = self.trace_list.index
+        self.trace_list.refilter(errors_only=not index.errors_only)
+        self.notify("Showing only traces with errors" if index.errors_only else "Showing all traces", timeout=2)
+        self._update_status()
+
+    def action_toggle_follow(self) -> None:
+        self.trace_list.follow(not self.trace_list.following)
+        self._update_status()
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if self.paused:
+            self._added_at_pause = self.store.spans_added
+        else:
+            self._tick()
+        self._update_status()
+
+    def action_next_tab(self) -> None:
+        self.detail.cycle_tab()
+
+    def action_switch_pane(self) -> None:
+        """Tab moves between the trace list and the active detail tab."""
+        if self.trace_list.has_focus:
+            self.detail.active_list.focus()
+        else:
+            self.trace_list.focus()
+
+    def _current_item(self):  # -> Item | None
+        focused = self.focused
+        detail_list = focused if isinstance(focused, DetailList) else self.detail.active_list
+        return detail_list.current
+
+    def action_open_value(self) -> None:
+        item = self._current_item()
+        if item is not None:
+            self.push_screen(ValueScreen(item.title, item.copy_text))
+
+    def action_copy_value(self) -> None:
+        item = self._current_item()
+        if item is not None:
+            self.copy_to_clipboard(item.copy_text)
+            self.notify(f"Copied {item.title!r} ({len(item.copy_text):,} characters)", timeout=2, markup=False)
+
+    def action_clear(self) -> None:
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.store.clear()
+                self._pending = StoreChanges()
+                self._apply(self.store.drain_changes())
+                self.detail.show(None)
+                self._update_status()
+
+        self.push_screen(ConfirmScreen(f"Clear all {len(self.store):,} traces from memory?"), answer)
+
+    def action_help(self) -> None:
+        intro = (
+            "ollama-tui shows OpenTelemetry traces as they arrive. Select a trace or span on the left;"
+            " its LLM prompt, completion and tokens, attributes, events and timeline are on the right.\n"
+        )
+        sections = [
+            ("Trace list", list(TraceList.BINDINGS)),
+            ("Anywhere", [b for b in self.BINDINGS if isinstance(b, Binding)]),
+            ("Full-screen value", list(ValueScreen.BINDINGS)),
+        ]
+        self.push_screen(HelpScreen(sections, intro))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Filter traces", "Filter by service, span name, model, attributes, prompt text",
+                            self.action_filter)
+        yield SystemCommand("Errors only", "Show only traces with an error (toggle)", self.action_toggle_errors)
+        yield SystemCommand("Follow newest", "Keep the cursor on the newest trace (toggle)", self.action_toggle_follow)
+        yield SystemCommand("Pause display", "Freeze the list while spans keep arriving (toggle)",
+                            self.action_toggle_pause)
+        yield SystemCommand("Clear traces", "Forget every trace held in memory", self.action_clear)
+        yield SystemCommand("Open value", "Show the selected value full screen", self.action_open_value)
+        yield SystemCommand("Copy value", "Copy the selected value, prompt or completion", self.action_copy_value)
+        yield SystemCommand("Help", "Every key binding", self.action_help)

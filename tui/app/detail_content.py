@@ -1,0 +1,238 @@
+"""What the detail tabs show for a selected trace or span, as plain items.
+
+Each item has a title, a body and the exact text ``y`` copies, so the tabs, the full-screen view
+and the clipboard all show the same thing. Everything from a span passes through
+:func:`safe_text` before it becomes a Rich ``Text`` (never markup), so span data cannot style,
+move or clear the terminal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from tui.model.genai import GenAIView
+from tui.model.span import Attributes, Event, Span
+from tui.model.store import Trace
+from tui.model.text import format_duration, format_value, safe_text
+from tui.model.trace_list import ListRow, llm_spans
+
+#: Characters of one value shown inline; the full value opens with the full-screen key.
+INLINE_LIMIT = 4_000
+#: Values up to this long (and without newlines) sit on the same line as their title.
+SAME_LINE_LIMIT = 60
+#: Attributes listed per section; the rest are counted (a span may carry 100 000).
+MAX_ATTRIBUTES = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One entry of a detail tab. ``heading`` items are section titles and cannot be selected."""
+
+    title: str
+    body: str = ""
+    heading: bool = False
+    style: str = ""
+
+    @property
+    def copy_text(self) -> str:
+        return self.body or self.title
+
+    def render(self) -> Text:
+        if self.heading:
+            return Text.assemble("\n", Text(f" {safe_text(self.title)} ", style="bold reverse"))
+        title = Text(safe_text(self.title), style=self.style or "bold")
+        if not self.body:
+            return title
+        if len(self.body) <= SAME_LINE_LIMIT and "\n" not in self.body:
+            return Text.assemble(title, "  ", Text(safe_text(self.body)))
+        body = self.body if len(self.body) <= INLINE_LIMIT else (
+            self.body[:INLINE_LIMIT] + f"\n… {len(self.body) - INLINE_LIMIT:,} more characters (o opens it all)"
+        )
+        return Text.assemble(title, "\n", Text(safe_text(body, multiline=True)))
+
+
+def _attribute_items(attributes: Attributes) -> list[Item]:
+    items = [Item(key, format_value(value)) for key, value in list(attributes.items())[:MAX_ATTRIBUTES]]
+    if len(attributes) > MAX_ATTRIBUTES:
+        items.append(Item(f"… {len(attributes) - MAX_ATTRIBUTES:,} more attributes not listed", style="italic"))
+    return items
+
+
+# --- LLM tab ----------------------------------------------------------------------------------------
+
+def llm_items(row: ListRow) -> list[Item]:
+    """The LLM tab: for a span its LLM view; for a trace every LLM span in it, in tree order."""
+    if row.span_row is not None:
+        view = GenAIView.from_span(row.span_row.span)
+        return _view_items(view) if view else []
+    items: list[Item] = []
+    for span, view in llm_spans(row.trace):
+        items.append(Item(f"{span.name}  ({format_duration(span.duration_ns)})", heading=True))
+        items.extend(_view_items(view))
+    return items
+
+
+def _view_items(view: GenAIView) -> list[Item]:
+    items: list[Item] = []
+    model = [f"request {view.request_model or '–'}", f"response {view.response_model or '–'}"]
+    if view.provider:
+        model.append(f"provider {view.provider}")
+    if view.operation:
+        model.append(f"operation {view.operation}")
+    items.append(Item("Model", " · ".join(model)))
+    tokens = [f"in {_n(view.input_tokens)}", f"out {_n(view.output_tokens)}", f"total {_n(view.total_tokens)}"]
+    if view.time_to_first_token_s is not None:
+        tokens.append(f"time to first token {view.time_to_first_token_s:.3f}s")
+    if view.tokens_per_second is not None:
+        tokens.append(f"{view.tokens_per_second:.1f} tokens/s")
+    items.append(Item("Tokens", " · ".join(tokens)))
+    if view.ollama_timings:
+        items.append(Item("Ollama timings", _timing_breakdown(view.ollama_timings)))
+    if view.finish_reasons:
+        items.append(Item("Finish reason", ", ".join(view.finish_reasons)))
+    if view.system or view.input:
+        items.append(Item("Prompt" + (f"  (from {view.sources[0]})" if view.sources else ""), heading=True))
+    for text in view.system:
+        items.append(Item("system (instructions)", text, style="bold magenta"))
+    for i, message in enumerate(view.input):
+        items.append(Item(f"[{i}] {message.role or '?'}", message.text(), style=_role_style(message.role)))
+    if view.output:
+        items.append(Item("Completion", heading=True))
+    for i, message in enumerate(view.output):
+        finish = f" · finish {message.finish_reason}" if message.finish_reason else ""
+        items.append(Item(f"[{i}] {message.role or 'assistant'}{finish}", message.text(), style="bold green"))
+    if view.other:
+        items.append(Item("Other LLM attributes", heading=True))
+        items.extend(_attribute_items(view.other))
+    return items
+
+
+def _timing_breakdown(timings: dict[str, float]) -> str:
+    """load / prompt evaluation / generation as seconds and a proportional bar."""
+    parts = [("load", "load_duration", "▒"), ("prompt eval", "prompt_eval_duration", "▓"),
+             ("generation", "eval_duration", "█")]
+    total = timings.get("total_duration") or sum(timings.get(k, 0.0) for _, k, _ in parts) or 1.0
+    lines = []
+    bar = ""
+    for label, key, glyph in parts:
+        seconds = timings.get(key)
+        if seconds is None:
+            continue
+        lines.append(f"{label:<12}{seconds:8.3f}s  {seconds / total:6.1%}")
+        bar += glyph * round(40 * seconds / total)
+    if "total_duration" in timings:
+        lines.append(f"{'total':<12}{timings['total_duration']:8.3f}s")
+    return "\n".join([bar, *lines]) if bar else "\n".join(lines)
+
+
+def _role_style(role: str) -> str:
+    return {"system": "bold magenta", "user": "bold cyan", "assistant": "bold green", "tool": "bold yellow"}.get(
+        role, "bold"
+    )
+
+
+def _n(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
+# --- Attributes tab -------------------------------------------------------------------------------
+
+def attribute_items(row: ListRow) -> list[Item]:
+    trace = row.trace
+    span = row.span_row.span if row.span_row else trace.root
+    items: list[Item] = []
+    if row.span_row is None:
+        items.append(Item("Trace", heading=True))
+        items.append(Item("trace id", trace.trace_id))
+        items.append(Item("spans", f"{trace.span_count} · {trace.error_count} with errors · "
+                                   f"{format_duration(trace.duration_ns)}"))
+        if span is None:
+            return items
+        items.append(Item(f"Root span: {span.name}", heading=True))
+    else:
+        items.append(Item("Span", heading=True))
+    items.extend(_span_identity(span))
+    if span.attributes:
+        items.append(Item(f"Attributes ({len(span.attributes)})", heading=True))
+        items.extend(_attribute_items(span.attributes))
+    if span.links:
+        items.append(Item(f"Links ({len(span.links)})", heading=True))
+        for link in span.links:
+            attrs = "\n".join(f"{k} = {format_value(v)}" for k, v in link.attributes.items())
+            items.append(Item(f"→ trace {link.trace_id} span {link.span_id}", attrs))
+    items.append(Item(f"Resource ({len(span.resource.attributes)})", heading=True))
+    items.extend(_attribute_items(span.resource.attributes))
+    items.append(Item("Instrumentation scope", heading=True))
+    items.append(Item("scope", f"{span.scope.name} {span.scope.version}".strip() or "(none)"))
+    items.extend(_attribute_items(span.scope.attributes))
+    return items
+
+
+def _span_identity(span: Span) -> list[Item]:
+    status = span.status_code.name + (f": {span.status_message}" if span.status_message else "")
+    items = [
+        Item("name", span.name),
+        Item("span id", span.span_id),
+        Item("parent span id", span.parent_span_id or "(root)"),
+        Item("trace id", span.trace_id),
+        Item("kind", span.kind.name),
+        Item("status", status, style="bold red" if span.is_error else ""),
+        Item("start", f"{span.start_ns} ns since epoch"),
+        Item("end", f"{span.end_ns} ns since epoch"),
+        Item("duration", format_duration(span.duration_ns)),
+    ]
+    if span.trace_state:
+        items.append(Item("trace state", span.trace_state))
+    dropped = (span.dropped_attributes_count, span.dropped_events_count, span.dropped_links_count)
+    if any(dropped):
+        items.append(Item("dropped by the SDK", f"{dropped[0]} attributes · {dropped[1]} events · {dropped[2]} links"))
+    return items
+
+
+# --- Events tab -----------------------------------------------------------------------------------
+
+def event_items(row: ListRow) -> list[Item]:
+    span = row.span_row.span if row.span_row else row.trace.root
+    if span is None or not span.events:
+        return [Item("No events on this span", style="italic")]
+    return [_event_item(span, event) for event in sorted(span.events, key=lambda e: e.time_ns)]
+
+
+def _event_item(span: Span, event: Event) -> Item:
+    offset = "+" + format_duration(max(0, event.time_ns - span.start_ns))
+    a = event.attributes
+    if event.name == "exception":
+        kind = format_value(a.get("exception.type", "exception"))
+        message = format_value(a.get("exception.message", ""))
+        stack = format_value(a.get("exception.stacktrace", "")) if "exception.stacktrace" in a else ""
+        rest = "\n".join(f"{k} = {format_value(v)}" for k, v in a.items() if not k.startswith("exception."))
+        body = "\n".join(part for part in (f"{kind}: {message}", stack, rest) if part)
+        return Item(f"{offset}  exception", body, style="bold red")
+    body = "\n".join(f"{k} = {format_value(v)}" for k, v in a.items())
+    return Item(f"{offset}  {event.name}", body)
+
+
+# --- Timeline tab ---------------------------------------------------------------------------------
+
+def timeline_lines(trace: Trace, width: int) -> list[tuple[str, Text]]:
+    """The trace as a waterfall: one line per span, a bar scaled to the trace's time range."""
+    rows = trace.rows()
+    label_width = max(12, min(40, width // 3))
+    bar_width = max(10, width - label_width - 12)
+    total = max(1, trace.end_ns - trace.start_ns)
+    lines = []
+    for row in rows:
+        span = row.span
+        label = ("  " * min(row.depth, 10) + safe_text(span.name))[:label_width].ljust(label_width)
+        left = int((span.start_ns - trace.start_ns) / total * bar_width)
+        length = max(1, round(span.duration_ns / total * bar_width))
+        left = min(max(0, left), bar_width - 1)
+        length = min(length, bar_width - left)
+        bar = " " * left + "█" * length
+        text = Text(label + " ")
+        text.append(bar.ljust(bar_width), style="red" if span.is_error else "cyan")
+        text.append(f" {format_duration(span.duration_ns):>8}", style="dim")
+        lines.append((span.span_id, text))
+    return lines

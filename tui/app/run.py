@@ -1,0 +1,24 @@
+"""Start the receivers, then the Textual app, on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tui.model.store import TraceStore
+from tui.receiver import OtlpReceivers, ReceiverConfig
+
+
+def run_app(config: ReceiverConfig, *, max_spans: int) -> int:
+    from tui.app.app import OllamaTuiApp
+
+    async def main() -> int:
+        receivers = OtlpReceivers(config)
+        await receivers.start()  # before the UI takes the terminal, so a busy port is one clean line
+        try:
+            app = OllamaTuiApp(receivers, TraceStore(max_spans))
+            await app.run_async()
+            return app.return_code or 0
+        finally:
+            await receivers.stop()
+
+    return asyncio.run(main())

@@ -1,0 +1,1 @@
+"""Modal screens: help, full-screen value view, confirmation."""

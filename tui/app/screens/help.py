@@ -1,0 +1,51 @@
+"""The help screen: every key, generated from the bindings themselves so it can never go stale."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEY_NAMES = {"pageup": "PgUp", "pagedown": "PgDn", "question_mark": "?", "slash": "/", "escape": "Esc",
+             "enter": "Enter", "tab": "Tab", "up": "↑", "down": "↓", "left": "←", "right": "→",
+             "home": "Home", "end": "End", "ctrl+c": "Ctrl+C", "ctrl+p": "Ctrl+P"}
+
+
+def key_label(keys: str) -> str:
+    return " ".join(KEY_NAMES.get(k, k) for k in keys.split(","))
+
+
+def bindings_table(sections: Iterable[tuple[str, Iterable[Binding]]]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for title, bindings in sections:
+        table.add_row("", "")
+        table.add_row(f"[b]{title}[/b]", "")
+        for binding in bindings:
+            table.add_row(key_label(binding.key), binding.description)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 72; height: 90%; background: $surface; border: thick $accent;
+                                  padding: 0 2; }
+    """
+
+    def __init__(self, sections: list[tuple[str, list[Binding]]], intro: str) -> None:
+        super().__init__()
+        self.sections = sections
+        self.intro = intro
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(self.intro, markup=False)
+            yield Static(bindings_table(self.sections))

@@ -1,0 +1,351 @@
+"""The live trace list: a line-API ``ScrollView`` over :class:`TraceListIndex`.
+
+Textual's ``Tree`` rebuilds every line on each change (hundreds of ms at 50 k traces), so the
+list draws only the rows on screen from a flat index: a frame costs what is visible. Selection
+is kept by identity (trace id, span id), so rows arriving above it never move it to another row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from tui.model.store import StoreChanges, TraceStore
+from tui.model.text import format_duration, safe_text
+from tui.model.trace_list import ListRow, TraceListIndex
+
+BAR_WIDTH = 12
+Key = tuple[str, str | None]
+
+
+def format_tokens(count: int | None) -> str:
+    if count is None:
+        return "–"
+    if count < 10_000:
+        return str(count)
+    if count < 1_000_000:
+        return f"{count / 1000:.0f}k"
+    return f"{count / 1_000_000:.1f}M"
+
+
+def format_age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+def time_bar(start: int, end: int, trace_start: int, trace_end: int, width: int = BAR_WIDTH) -> str:
+    """A small bar placing [start, end] inside the trace's time range."""
+    total = trace_end - trace_start
+    if total <= 0:
+        return "█" * width
+    left = int((start - trace_start) / total * width)
+    right = int((end - trace_start) / total * width + 0.999)
+    left = min(max(left, 0), width - 1)
+    right = min(max(right, left + 1), width)
+    return "·" * left + "█" * (right - left) + "·" * (width - right)
+
+
+class TraceList(ScrollView, can_focus=True):
+    """Traces newest first; Enter or → expands a trace into its span hierarchy."""
+
+    BINDINGS = [
+        Binding("up,k", "cursor_up", "Up", show=False, id="list.up"),
+        Binding("down,j", "cursor_down", "Down", show=False, id="list.down"),
+        Binding("pageup", "page_up", "Page up", show=False, id="list.page_up"),
+        Binding("pagedown", "page_down", "Page down", show=False, id="list.page_down"),
+        Binding("home,g", "first", "First", show=False, id="list.first"),
+        Binding("end,G", "last", "Last", show=False, id="list.last"),
+        Binding("right,l", "expand", "Expand", show=False, id="list.expand"),
+        Binding("left,h", "collapse", "Collapse/parent", show=False, id="list.collapse"),
+        Binding("enter", "toggle", "Toggle", id="list.toggle"),
+    ]
+
+    COMPONENT_CLASSES = {
+        "trace-list--cursor",
+        "trace-list--dim",
+        "trace-list--error",
+        "trace-list--service",
+        "trace-list--model",
+        "trace-list--bar",
+        "trace-list--warning",
+        "trace-list--empty",
+    }
+
+    DEFAULT_CSS = """
+    TraceList { background: $surface; }
+    TraceList > .trace-list--cursor { background: $accent 40%; text-style: bold; }
+    TraceList:focus > .trace-list--cursor { background: $accent 70%; }
+    TraceList > .trace-list--dim { color: $text-muted; }
+    TraceList > .trace-list--error { color: $error; text-style: bold; }
+    TraceList > .trace-list--service { color: $secondary; }
+    TraceList > .trace-list--model { color: $success; }
+    TraceList > .trace-list--bar { color: $primary; }
+    TraceList > .trace-list--warning { color: $warning; }
+    TraceList > .trace-list--empty { color: $text-muted; }
+    """
+
+    class SelectionChanged(Message):
+        """The highlighted row now shows another trace or span (``span_id`` None: a trace row)."""
+
+        def __init__(self, trace_id: str | None, span_id: str | None) -> None:
+            super().__init__()
+            self.trace_id = trace_id
+            self.span_id = span_id
+
+    def __init__(
+        self,
+        store: TraceStore,
+        *,
+        empty_help: Callable[[], list[str]] = lambda: [],
+        clock: Callable[[], float] = time.time,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.store = store
+        self.index = TraceListIndex(store)
+        self.cursor = 0
+        self.selected: Key | None = None
+        #: When following, the cursor stays on the newest trace as traces arrive.
+        self.following = True
+        self.empty_help = empty_help
+        self.clock = clock
+
+    # --- data ----------------------------------------------------------------------------------
+
+    def apply_changes(self, changes: StoreChanges) -> None:
+        """Apply one coalesced change set and keep the selection on the same trace or span."""
+        top_key = self._key_at(self.scroll_offset.y) if self.scroll_offset.y else None
+        self.index.apply(changes)
+        self._after_index_change(top_key)
+
+    def refilter(self, text: str | None = None, errors_only: bool | None = None) -> None:
+        self.index.set_filter(text, errors_only)
+        self._after_index_change(None)
+
+    def _after_index_change(self, top_key: Key | None) -> None:
+        count = len(self.index)
+        self.virtual_size = Size(self.size.width, count)
+        if self.following and count:
+            self._move_to(0)
+        elif self.selected is not None:
+            position = self.index.position_of(*self.selected)
+            if position is None and self.selected[1] is not None:
+                position = self.index.position_of(self.selected[0])  # span gone: its trace
+            if position is None:
+                self._move_to(min(self.cursor, count - 1) if count else 0, force_message=True)
+            else:
+                # Keep the view still: shift by the rows that appeared above the selection.
+                shift = position - self.cursor
+                self.cursor = position
+                if shift and top_key is not None:
+                    self.scroll_to(y=self.scroll_offset.y + shift, animate=False, immediate=True)
+                self._ensure_visible()
+        elif count:
+            self._move_to(0)
+        self.refresh()
+
+    def _key_at(self, index: int) -> Key | None:
+        return self.index.row(index).key if 0 <= index < len(self.index) else None
+
+    @property
+    def current(self) -> ListRow | None:
+        return self.index.row(self.cursor) if 0 <= self.cursor < len(self.index) else None
+
+    # --- cursor ----------------------------------------------------------------------------------
+
+    def _move_to(self, index: int, *, force_message: bool = False) -> None:
+        count = len(self.index)
+        index = max(0, min(index, count - 1)) if count else 0
+        old_key = self.selected
+        self.cursor = index
+        self.selected = self._key_at(index)
+        self._ensure_visible()
+        self.refresh()
+        if self.selected != old_key or force_message:
+            key = self.selected or (None, None)
+            self.post_message(self.SelectionChanged(*key))
+
+    def _ensure_visible(self) -> None:
+        self.scroll_to_region(Region(0, self.cursor, 1, 1), animate=False, immediate=True, force=True)
+
+    def _user_move(self, index: int) -> None:
+        """A move by the user stops following unless it lands on the newest trace."""
+        self._move_to(index)
+        self.following = self.cursor == 0 and self.following
+
+    def action_cursor_up(self) -> None:
+        self._user_move(self.cursor - 1)
+
+    def action_cursor_down(self) -> None:
+        self.following = False
+        self._move_to(self.cursor + 1)
+
+    def action_page_up(self) -> None:
+        self._user_move(self.cursor - max(1, self.size.height - 1))
+
+    def action_page_down(self) -> None:
+        self.following = False
+        self._move_to(self.cursor + max(1, self.size.height - 1))
+
+    def action_first(self) -> None:
+        self._move_to(0)
+
+    def action_last(self) -> None:
+        self.following = False
+        self._move_to(len(self.index) - 1)
+
+    def action_expand(self) -> None:
+        row = self.current
+        if row is None:
+            return
+        if row.span_row is None and not self.index.is_expanded(row.trace.trace_id):
+            self.index.expand(row.trace.trace_id)
+            self._after_index_change(None)
+        elif row.span_row is None or self.cursor + 1 < len(self.index):
+            self.following = False
+            self._move_to(self.cursor + 1)  # already open: step into it
+
+    def action_collapse(self) -> None:
+        row = self.current
+        if row is None:
+            return
+        if row.span_row is None:
+            if self.index.collapse(row.trace.trace_id):
+                self._after_index_change(None)
+            return
+        parent = self.index.parent_position(self.cursor)
+        if parent is not None:
+            self.following = False
+            self._move_to(parent)
+
+    def action_toggle(self) -> None:
+        row = self.current
+        if row is None:
+            return
+        if self.index.is_expanded(row.trace.trace_id):
+            self.index.collapse(row.trace.trace_id)
+            self.selected = (row.trace.trace_id, None)
+            self._after_index_change(None)
+            self._move_to(self.index.position_of(row.trace.trace_id) or 0, force_message=True)
+        else:
+            self.index.expand(row.trace.trace_id)
+            self._after_index_change(None)
+
+    def follow(self, on: bool) -> None:
+        self.following = on
+        if on and len(self.index):
+            self._move_to(0)
+
+    def select(self, trace_id: str, span_id: str | None = None) -> bool:
+        """Put the cursor on a trace (expanding it to reach a span); False if it is not shown."""
+        if span_id is not None:
+            self.index.expand(trace_id)
+            self._after_index_change(None)
+        position = self.index.position_of(trace_id, span_id)
+        if position is None:
+            return False
+        self.following = False
+        self._move_to(position)
+        return True
+
+    def on_click(self, event) -> None:  # noqa: ANN001 - textual.events.Click
+        index = self.scroll_offset.y + event.y
+        if 0 <= index < len(self.index):
+            self.following = False
+            self._move_to(index)
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.size.width, len(self.index))
+
+    # --- rendering -------------------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        base = self.rich_style
+        index = self.scroll_offset.y + y
+        if not len(self.index):
+            return self._empty_line(y, width, base)
+        if index >= len(self.index):
+            return Strip.blank(width, base)
+        row = self.index.row(index)
+        segments = self._trace_segments(row, width) if row.span_row is None else self._span_segments(row, width)
+        if index == self.cursor:
+            segments = list(Segment.apply_style(segments, post_style=self._style("cursor")))
+        return Strip(segments).crop_extend(0, width, base).apply_style(base)
+
+    def _empty_line(self, y: int, width: int, base: Style) -> Strip:
+        lines = self.empty_help()
+        if y >= len(lines):
+            return Strip.blank(width, base)
+        text = set_cell_size(" " + lines[y], width)
+        return Strip([Segment(text, self._style("empty"))], width).apply_style(base)
+
+    def _style(self, name: str) -> Style:
+        """Only what the component rule sets (partial), so segments layer over the widget's background."""
+        return self.get_component_rich_style(f"trace-list--{name}", partial=True)
+
+    def _trace_segments(self, row: ListRow, width: int) -> list[Segment]:
+        trace = row.trace
+        summary = self.index.summary(trace)
+        expanded = self.index.is_expanded(trace.trace_id)
+        dim = self._style("dim")
+        tokens = ""
+        if summary.tokens_in is not None or summary.tokens_out is not None:
+            tokens = f"{format_tokens(summary.tokens_in)}→{format_tokens(summary.tokens_out)}"
+        age = format_age(self.clock() - trace.end_ns / 1e9) if trace.end_ns else ""
+        right = f" {tokens:>11} {format_duration(trace.duration_ns):>7} {age:>4} "
+        fixed = 4 + cell_len(right)
+        flexible = max(0, width - fixed)
+        service_width = min(16, flexible // 3)
+        model_width = min(20, flexible // 3) if summary.model else 0
+        name_width = max(0, flexible - service_width - model_width - 2)
+        name = safe_text(trace.name) if trace.has_root else f"{safe_text(trace.name)} (no root yet)"
+        segments = [
+            Segment("▾ " if expanded else "▸ ", dim),
+            Segment("✖ " if trace.has_error else "  ", self._style("error")),
+            Segment(set_cell_size(safe_text(trace.service_name), service_width) + " ", self._style("service")),
+            Segment(set_cell_size(name, name_width) + " ", Style(bold=True) if trace.has_root else self._style("warning")),
+        ]
+        if model_width:
+            segments.append(Segment(set_cell_size(safe_text(summary.model), model_width), self._style("model")))
+        segments.append(Segment(right, dim))
+        return segments
+
+    def _span_segments(self, row: ListRow, width: int) -> list[Segment]:
+        assert row.span_row is not None
+        span = row.span_row.span
+        trace = row.trace
+        dim = self._style("dim")
+        marker = ""
+        if row.span_row.orphan:
+            marker = "⚠ parent missing · "
+        elif row.span_row.cycle:
+            marker = "⚠ parent cycle · "
+        duration = f" {format_duration(span.duration_ns):>7} "
+        bar = time_bar(span.start_ns, span.end_ns, trace.start_ns, trace.end_ns)
+        error = "✖ " if span.is_error else ""
+        guide = "  " + row.guide
+        name_width = max(0, width - cell_len(guide) - cell_len(marker) - cell_len(error) - len(duration) - BAR_WIDTH - 1)
+        return [
+            Segment(guide, dim),
+            Segment(marker, self._style("warning")),
+            Segment(error, self._style("error")),
+            Segment(set_cell_size(safe_text(span.name) or "(unnamed)", name_width), Style()),
+            Segment(duration, dim),
+            Segment(bar + " ", self._style("error") if span.is_error else self._style("bar")),
+        ]

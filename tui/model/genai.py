@@ -1,0 +1,441 @@
+"""The LLM view of a span, whatever convention its instrumentation followed.
+
+Instrumentations disagree on where prompts, completions and token counts live. One function,
+:meth:`GenAIView.from_span`, tries them in order and merges what it finds:
+
+1. current semantic conventions: ``gen_ai.system_instructions`` / ``gen_ai.input.messages`` /
+   ``gen_ai.output.messages`` (JSON string or structured value, the "parts" structure);
+2. GenAI events on the span (``gen_ai.user.message``, ``gen_ai.choice``, the operation-details event);
+3. OpenLLMetry's flattened ``gen_ai.prompt.N.*`` / ``gen_ai.completion.N.*``;
+4. OpenInference's ``llm.input_messages.N.message.*`` / ``llm.output_messages.N.message.*``, then
+   ``input.value`` / ``output.value``.
+
+Malformed JSON never raises: the raw text is shown as the message instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tui.model.span import Attributes, AttrValue, Event, Span
+
+_FLAT = re.compile(r"^(gen_ai\.prompt|gen_ai\.completion)\.(\d+)\.(.+)$")
+_OPENINFERENCE = re.compile(r"^llm\.(input_messages|output_messages)\.(\d+)\.message\.(.+)$")
+_FLAT_TOOL = re.compile(r"^tool_calls\.(\d+)\.(.+)$")
+_OI_TOOL = re.compile(r"^tool_calls\.(\d+)\.tool_call\.(?:function\.)?(.+)$")
+
+#: Event names of the (deprecated but common) per-message GenAI events, and the role each implies.
+_MESSAGE_EVENTS = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+
+_TTFT_KEYS = (
+    "gen_ai.response.time_to_first_chunk",
+    "gen_ai.server.time_to_first_token",
+    "llm.response.time_to_first_token",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    name: str
+    arguments: str = ""
+    id: str = ""
+
+    def describe(self) -> str:
+        ident = f" [{self.id}]" if self.id else ""
+        return f"{self.name}({self.arguments}){ident}"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message: its role, its text, and any tool calls it made or answered."""
+
+    role: str
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    finish_reason: str = ""
+
+    def text(self) -> str:
+        """Content plus readable tool calls, as shown in the LLM tab."""
+        lines = [self.content] if self.content else []
+        if self.tool_call_id:
+            lines.insert(0, f"(result of tool call {self.tool_call_id})")
+        lines.extend(f"→ tool call: {call.describe()}" for call in self.tool_calls)
+        return "\n".join(lines)
+
+
+@dataclass(slots=True)
+class GenAIView:
+    """Everything the LLM tab shows for one span."""
+
+    operation: str = ""
+    provider: str = ""
+    request_model: str = ""
+    response_model: str = ""
+    system: list[str] = field(default_factory=list)
+    input: list[Message] = field(default_factory=list)
+    output: list[Message] = field(default_factory=list)
+    finish_reasons: list[str] = field(default_factory=list)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens_reported: int | None = None
+    time_to_first_token_s: float | None = None
+    duration_s: float = 0.0
+    #: Ollama's own timings from the final chunk (seconds), when the span carries them.
+    ollama_timings: dict[str, float] = field(default_factory=dict)
+    #: Other ``gen_ai.*`` / ``llm.*`` attributes not consumed above (request parameters and so on).
+    other: dict[str, AttrValue] = field(default_factory=dict)
+    #: Where the messages came from, e.g. "gen_ai.input.messages" or "gen_ai.prompt.N.*".
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def model(self) -> str:
+        return self.response_model or self.request_model
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.total_tokens_reported is not None:
+            return self.total_tokens_reported
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Output tokens over generation time (after the first token when that is known)."""
+        if not self.output_tokens:
+            return None
+        generating = self.ollama_timings.get("eval_duration")
+        if not generating:
+            generating = self.duration_s - (self.time_to_first_token_s or 0.0)
+        return self.output_tokens / generating if generating > 0 else None
+
+    @classmethod
+    def from_span(cls, span: Span) -> GenAIView | None:
+        """The LLM view of ``span``, or None when it carries no LLM data at all."""
+        if not is_llm_span(span):
+            return None
+        a = span.attributes
+        view = cls(duration_s=span.duration_ns / 1e9)
+        view.operation = _first_str(a, "gen_ai.operation.name", "llm.request.type") or _openinference_kind(a)
+        view.provider = _first_str(a, "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
+        view.request_model = _first_str(a, "gen_ai.request.model", "llm.model_name", "llm.request.model")
+        view.response_model = _first_str(a, "gen_ai.response.model", "llm.response.model")
+        view.input_tokens = _first_int(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+                                       "llm.usage.prompt_tokens", "llm.token_count.prompt")
+        view.output_tokens = _first_int(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+                                        "llm.usage.completion_tokens", "llm.token_count.completion")
+        view.total_tokens_reported = _first_int(a, "llm.usage.total_tokens", "gen_ai.usage.total_tokens",
+                                                "llm.token_count.total")
+        view.finish_reasons = _strings(a.get("gen_ai.response.finish_reasons"))
+        view.time_to_first_token_s = _time_to_first_token(span)
+        view.ollama_timings = _ollama_timings(a)
+
+        for source, extract in _MESSAGE_SOURCES:
+            system, inputs, outputs = extract(span)
+            if system and not view.system:
+                view.system = system
+            if inputs and not view.input:
+                view.input = inputs
+                view.sources.append(source)
+            if outputs and not view.output:
+                view.output = outputs
+                if source not in view.sources:
+                    view.sources.append(source)
+        if not view.finish_reasons:
+            view.finish_reasons = [m.finish_reason for m in view.output if m.finish_reason]
+        view.other = {k: v for k, v in a.items() if _is_other(k)}
+        return view
+
+
+def is_llm_span(span: Span) -> bool:
+    """Cheap test used for every row: any GenAI / OpenInference attribute or GenAI event."""
+    for key in span.attributes:
+        if key.startswith(("gen_ai.", "llm.")) or key == "openinference.span.kind" and span.attributes[key] == "LLM":
+            return True
+    return any(e.name.startswith("gen_ai.") for e in span.events)
+
+
+# --- convention 1: gen_ai.system_instructions / input.messages / output.messages -------------------
+
+def _semconv(source: Callable[[str], AttrValue]) -> tuple[list[str], list[Message], list[Message]]:
+    system = [part for part in _parts_text(_structured(source("gen_ai.system_instructions")))]
+    return system, _semconv_messages(source("gen_ai.input.messages")), _semconv_messages(source("gen_ai.output.messages"))
+
+
+def _from_semconv_attributes(span: Span) -> tuple[list[str], list[Message], list[Message]]:
+    return _semconv(span.attributes.get)
+
+
+def _structured(value: AttrValue) -> Any:
+    """A messages attribute as Python data: parsed from a JSON string, or converted from an AnyValue."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return _Raw(value)
+    return _plain(value)
+
+
+class _Raw(str):
+    """Text that should have been JSON; shown as is rather than dropped."""
+
+
+def _plain(value: AttrValue) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _semconv_messages(value: AttrValue) -> list[Message]:
+    data = _structured(value)
+    if data is None:
+        return []
+    if isinstance(data, _Raw) or not isinstance(data, list):
+        return [Message("(unparsed)", str(data) if isinstance(data, str) else json.dumps(data))]
+    messages = []
+    for item in data:
+        if not isinstance(item, dict):
+            messages.append(Message("(unparsed)", json.dumps(item)))
+            continue
+        texts, calls, call_id = [], [], ""
+        parts = item.get("parts")
+        if isinstance(parts, list):
+            for part in parts:
+                if not isinstance(part, dict):
+                    texts.append(str(part))
+                    continue
+                kind = part.get("type")
+                if kind == "tool_call":
+                    calls.append(ToolCall(str(part.get("name", "")), _json_text(part.get("arguments")),
+                                          str(part.get("id", "") or "")))
+                elif kind == "tool_call_response":
+                    call_id = str(part.get("id", "") or "").strip()
+                    texts.append(_json_text(part.get("result", part.get("response"))))
+                elif "content" in part:
+                    texts.append(_json_text(part.get("content")))
+                else:
+                    texts.append(json.dumps(part, ensure_ascii=False))
+        elif "content" in item:
+            texts.append(_json_text(item.get("content")))
+        messages.append(Message(str(item.get("role", "")), "\n".join(texts), tuple(calls), call_id,
+                                str(item.get("finish_reason", "") or "")))
+    return messages
+
+
+def _parts_text(data: Any) -> list[str]:
+    if data is None:
+        return []
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, list):
+        return [_json_text(p.get("content")) if isinstance(p, dict) and "content" in p else _json_text(p) for p in data]
+    return [_json_text(data)]
+
+
+def _json_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+# --- convention 2: GenAI events on the span ---------------------------------------------------------
+
+def _from_events(span: Span) -> tuple[list[str], list[Message], list[Message]]:
+    system: list[str] = []
+    inputs: list[Message] = []
+    outputs: list[Message] = []
+    for event in span.events:
+        a = event.attributes
+        if event.name == _DETAILS_EVENT:
+            s, i, o = _semconv(a.get)
+            system, inputs, outputs = system or s, inputs or i, outputs or o
+        elif event.name in _MESSAGE_EVENTS:
+            inputs.append(_event_message(_MESSAGE_EVENTS[event.name], a))
+        elif event.name == "gen_ai.choice":
+            message = _structured(a.get("message"))
+            fields = message if isinstance(message, dict) else {"content": a.get("content", "")}
+            outputs.append(_event_message(str(fields.get("role") or "assistant"), fields,
+                                          finish_reason=str(a.get("finish_reason", "") or "")))
+    return system, inputs, outputs
+
+
+def _event_message(default_role: str, a: Mapping[str, Any], finish_reason: str = "") -> Message:
+    calls = _structured(a.get("tool_calls"))
+    tool_calls: list[ToolCall] = []
+    if isinstance(calls, list):
+        for call in calls:
+            if isinstance(call, dict):
+                fn = call.get("function") if isinstance(call.get("function"), dict) else call
+                tool_calls.append(ToolCall(str(fn.get("name", "")), _json_text(fn.get("arguments")),
+                                           str(call.get("id", "") or "")))
+    return Message(str(a.get("role") or default_role), _json_text(_plain(a.get("content"))), tuple(tool_calls),
+                   str(a.get("id", "") or ""), finish_reason)
+
+
+# --- conventions 3 and 4: flattened indexed attributes ---------------------------------------------
+
+def _indexed(attributes: Attributes, pattern: re.Pattern[str]) -> dict[tuple[str, int], dict[str, AttrValue]]:
+    found: dict[tuple[str, int], dict[str, AttrValue]] = {}
+    for key, value in attributes.items():
+        match = pattern.match(key)
+        if match:
+            found.setdefault((match.group(1), int(match.group(2))), {})[match.group(3)] = value
+    return found
+
+
+def _flat_message(fields: Mapping[str, AttrValue], default_role: str, tool_pattern: re.Pattern[str]) -> Message:
+    calls: dict[int, dict[str, str]] = {}
+    for key, value in fields.items():
+        match = tool_pattern.match(key)
+        if match:
+            calls.setdefault(int(match.group(1)), {})[match.group(2)] = _json_text(_plain(value))
+    tool_calls = tuple(ToolCall(c.get("name", ""), c.get("arguments", ""), c.get("id", "")) for _, c in sorted(calls.items()))
+    return Message(
+        str(fields.get("role") or default_role),
+        _json_text(_plain(fields.get("content"))),
+        tool_calls,
+        str(fields.get("tool_call_id", "") or ""),
+        str(fields.get("finish_reason", "") or ""),
+    )
+
+
+def _from_openllmetry(span: Span) -> tuple[list[str], list[Message], list[Message]]:
+    found = _indexed(span.attributes, _FLAT)
+    inputs = [_flat_message(f, "user", _FLAT_TOOL) for (kind, _), f in sorted(found.items()) if kind == "gen_ai.prompt"]
+    outputs = [_flat_message(f, "assistant", _FLAT_TOOL) for (kind, _), f in sorted(found.items())
+               if kind == "gen_ai.completion"]
+    return [], inputs, outputs
+
+
+def _from_openinference(span: Span) -> tuple[list[str], list[Message], list[Message]]:
+    found = _indexed(span.attributes, _OPENINFERENCE)
+    inputs = [_flat_message(f, "user", _OI_TOOL) for (kind, _), f in sorted(found.items()) if kind == "input_messages"]
+    outputs = [_flat_message(f, "assistant", _OI_TOOL) for (kind, _), f in sorted(found.items())
+               if kind == "output_messages"]
+    return [], inputs, outputs
+
+
+def _from_generic_values(span: Span) -> tuple[list[str], list[Message], list[Message]]:
+    a = span.attributes
+    inputs = [Message("input", _json_text(_plain(a["input.value"])))] if "input.value" in a else []
+    outputs = [Message("output", _json_text(_plain(a["output.value"])))] if "output.value" in a else []
+    return [], inputs, outputs
+
+
+_MESSAGE_SOURCES: tuple[tuple[str, Callable[[Span], tuple[list[str], list[Message], list[Message]]]], ...] = (
+    ("gen_ai.input.messages", _from_semconv_attributes),
+    ("GenAI events", _from_events),
+    ("gen_ai.prompt.N.*", _from_openllmetry),
+    ("llm.input_messages.N.*", _from_openinference),
+    ("input.value", _from_generic_values),
+)
+
+# Attributes the view consumes; everything else under gen_ai.* / llm.* is listed as "other".
+_CONSUMED_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.",
+                      "ollama.")
+_CONSUMED = frozenset({
+    "gen_ai.operation.name", "llm.request.type", "gen_ai.provider.name", "gen_ai.system", "llm.provider",
+    "llm.system", "gen_ai.request.model", "llm.model_name", "llm.request.model", "gen_ai.response.model",
+    "llm.response.model", "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens",
+    "llm.token_count.prompt", "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+    "llm.usage.completion_tokens", "llm.token_count.completion", "llm.usage.total_tokens",
+    "gen_ai.usage.total_tokens", "llm.token_count.total", "gen_ai.response.finish_reasons",
+    "gen_ai.system_instructions", "gen_ai.input.messages", "gen_ai.output.messages", *_TTFT_KEYS,
+})
+
+
+def _is_other(key: str) -> bool:
+    return key.startswith(("gen_ai.", "llm.")) and key not in _CONSUMED and not key.startswith(_CONSUMED_PREFIXES)
+
+
+def _first_str(a: Attributes, *keys: str) -> str:
+    for key in keys:
+        value = a.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _first_int(a: Attributes, *keys: str) -> int | None:
+    for key in keys:
+        value = a.get(key)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            return int(value)
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def _strings(value: AttrValue) -> list[str]:
+    if isinstance(value, tuple):
+        return [str(v) for v in value]
+    if isinstance(value, str) and value:
+        parsed = _structured(value)
+        return [str(v) for v in parsed] if isinstance(parsed, list) else [value]
+    return []
+
+
+def _openinference_kind(a: Attributes) -> str:
+    kind = a.get("openinference.span.kind")
+    return str(kind).lower() if kind else ""
+
+
+def _time_to_first_token(span: Span) -> float | None:
+    """Seconds from the span's start to the first token: an attribute if given, else a first-token event."""
+    for key in _TTFT_KEYS:
+        value = span.attributes.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    for event in span.events:
+        if event.name in ("gen_ai.content.first_token", "first_token", "llm.first_token", "First Token Stream Event"):
+            return max(0, event.time_ns - span.start_ns) / 1e9
+    return None
+
+
+_OLLAMA_TIMINGS = ("load_duration", "prompt_eval_duration", "eval_duration", "total_duration")
+
+
+def _ollama_timings(a: Attributes) -> dict[str, float]:
+    """Ollama's final-chunk durations (nanoseconds on the wire) in seconds."""
+    timings = {}
+    for name in _OLLAMA_TIMINGS:
+        value = a.get(f"ollama.{name}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            timings[name] = value / 1e9
+    return timings
+
+
+def summarize(views: Iterable[GenAIView]) -> tuple[str, int | None, int | None]:
+    """Model and summed input/output tokens over a trace's LLM spans, for its row in the list."""
+    model = ""
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    for view in views:
+        model = model or view.model
+        if view.input_tokens is not None:
+            tokens_in = (tokens_in or 0) + view.input_tokens
+        if view.output_tokens is not None:
+            tokens_out = (tokens_out or 0) + view.output_tokens
+    return model, tokens_in, tokens_out
+
+
+__all__ = ["Event", "GenAIView", "Message", "ToolCall", "is_llm_span", "summarize"]
