@@ -28,3 +28,6 @@ $(VENV)/.installed-test: pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+screenshots: $(VENV)/.installed-test  ## regenerate screenshots/*.svg from real app states
+	$(BIN)/python screenshots/make_screenshots.py

@@ -139,14 +139,17 @@ class OllamaTuiApp(App[int]):
                 paused=self.paused,
                 waiting=self.store.spans_added - self._added_at_pause if self.paused else 0,
                 shown=index.trace_count,
-                filtered=bool(index.filter_text or index.errors_only),
+                filter_text=index.filter_text,
+                errors_only=index.errors_only,
             )
         )
 
     # --- messages --------------------------------------------------------------------------------
 
-    def on_trace_list_selection_changed(self, _: TraceList.SelectionChanged) -> None:
-        self.detail.show(self.trace_list.current)
+    def on_trace_list_selection_changed(self, event: TraceList.SelectionChanged) -> None:
+        # A selection message may still be queued while the app shuts down and its widgets go.
+        for detail in self.query(DetailPane):
+            detail.show(event.trace_list.current)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":

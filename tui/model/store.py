@@ -28,7 +28,8 @@ class TreeRow:
 class Trace:
     """All spans received for one trace id, with a summary kept up to date as spans arrive."""
 
-    __slots__ = ("trace_id", "seq", "spans", "start_ns", "end_ns", "error_count", "version", "_rows", "_rows_version")
+    __slots__ = ("trace_id", "seq", "spans", "start_ns", "end_ns", "error_count", "version", "true_root", "_rows",
+                 "_rows_version")
 
     def __init__(self, trace_id: str, seq: int) -> None:
         self.trace_id = trace_id
@@ -40,6 +41,8 @@ class Trace:
         self.error_count = 0
         #: Bumped on every change so views can cache what they derive from the trace.
         self.version = 0
+        #: The earliest span without a parent, kept up to date on add (list rows read it every frame).
+        self.true_root: Span | None = None
         self._rows: list[TreeRow] = []
         self._rows_version = -1
 
@@ -57,6 +60,8 @@ class Trace:
             self.start_ns = min(self.start_ns, span.start_ns)
             self.end_ns = max(self.end_ns, span.end_ns)
         self.error_count += span.is_error
+        if not span.parent_span_id and (self.true_root is None or span.start_ns < self.true_root.start_ns):
+            self.true_root = span
         return False
 
     def _recompute_summary(self) -> None:
@@ -64,6 +69,8 @@ class Trace:
         self.start_ns = min(s.start_ns for s in spans)
         self.end_ns = max(s.end_ns for s in spans)
         self.error_count = sum(s.is_error for s in spans)
+        roots = [s for s in spans if not s.parent_span_id]
+        self.true_root = min(roots, key=_start_key) if roots else None
 
     @property
     def span_count(self) -> int:
@@ -80,15 +87,14 @@ class Trace:
     @property
     def root(self) -> Span | None:
         """The span that names the trace: the earliest true root, else the earliest top-level row."""
-        roots = [s for s in self.spans.values() if not s.parent_span_id]
-        if roots:
-            return min(roots, key=lambda s: s.start_ns)
+        if self.true_root is not None:
+            return self.true_root
         rows = self.rows()
         return rows[0].span if rows else None
 
     @property
     def has_root(self) -> bool:
-        return any(not s.parent_span_id for s in self.spans.values())
+        return self.true_root is not None
 
     @property
     def service_name(self) -> str:

@@ -269,7 +269,10 @@ class TraceListIndex:
                 self._remove(trace_id)
             self._search_text.pop(trace_id, None)
             self._summaries.pop(trace_id, None)
-        if any(self._expanded.pop(t, None) is not None for t in list(self._expanded) if t in evicted):
+        gone = [t for t in self._expanded if t in evicted]
+        for trace_id in gone:
+            del self._expanded[trace_id]
+        if gone:
             self._order_expanded()
 
     # --- per-trace LLM summary ---------------------------------------------------------------------

@@ -20,7 +20,8 @@ class Status:
     paused: bool
     waiting: int
     shown: int
-    filtered: bool
+    filter_text: str
+    errors_only: bool
 
 
 def _count(n: int) -> str:
@@ -38,9 +39,13 @@ class StatusLine(Static):
                     style="bold")
         text.append("  │  ")
         held = f"{_count(status.traces)} traces · {_count(status.spans)} spans"
-        if status.filtered:
+        if status.filter_text or status.errors_only:
             held = f"{_count(status.shown)}/{held}"
         text.append(held)
+        if status.errors_only:
+            text.append(" · errors only", style="bold red")
+        if status.filter_text:
+            text.append(f" · filter {status.filter_text!r}", style="bold")
         text.append(f"  │  {status.spans_per_second:,.0f} spans/s")
         text.append("  │  ")
         text.append(f"rejected {_count(status.rejected)}", style="bold red" if status.rejected else "")

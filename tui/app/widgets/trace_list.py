@@ -92,8 +92,8 @@ class TraceList(ScrollView, can_focus=True):
     TraceList:focus > .trace-list--cursor { background: $accent 70%; }
     TraceList > .trace-list--dim { color: $text-muted; }
     TraceList > .trace-list--error { color: $error; text-style: bold; }
-    TraceList > .trace-list--service { color: $secondary; }
-    TraceList > .trace-list--model { color: $success; }
+    TraceList > .trace-list--service { color: $text-secondary; }
+    TraceList > .trace-list--model { color: $text-success; }
     TraceList > .trace-list--bar { color: $primary; }
     TraceList > .trace-list--warning { color: $warning; }
     TraceList > .trace-list--empty { color: $text-muted; }
@@ -102,10 +102,15 @@ class TraceList(ScrollView, can_focus=True):
     class SelectionChanged(Message):
         """The highlighted row now shows another trace or span (``span_id`` None: a trace row)."""
 
-        def __init__(self, trace_id: str | None, span_id: str | None) -> None:
+        def __init__(self, trace_list: TraceList, trace_id: str | None, span_id: str | None) -> None:
             super().__init__()
+            self.trace_list = trace_list
             self.trace_id = trace_id
             self.span_id = span_id
+
+        @property
+        def control(self) -> TraceList:
+            return self.trace_list
 
     def __init__(
         self,
@@ -178,7 +183,7 @@ class TraceList(ScrollView, can_focus=True):
         self.refresh()
         if self.selected != old_key or force_message:
             key = self.selected or (None, None)
-            self.post_message(self.SelectionChanged(*key))
+            self.post_message(self.SelectionChanged(self, *key))
 
     def _ensure_visible(self) -> None:
         self.scroll_to_region(Region(0, self.cursor, 1, 1), animate=False, immediate=True, force=True)

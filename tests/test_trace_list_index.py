@@ -1,0 +1,66 @@
+"""The incremental row index always equals a full rebuild (random adds, evictions, expands, filters)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tui.model.span import Span, StatusCode
+from tui.model.store import TraceStore
+from tui.model.trace_list import TraceListIndex
+
+
+def all_keys(index: TraceListIndex) -> list[tuple[str, str | None]]:
+    return [index.row(i).key for i in range(len(index))]
+
+
+def fresh_copy(index: TraceListIndex) -> TraceListIndex:
+    copy = TraceListIndex(index.store)
+    copy.set_filter(index.filter_text, index.errors_only)
+    for trace_id in list(index._expanded):
+        copy.expand(trace_id)
+    return copy
+
+
+def random_span(rng: random.Random, trace_ids: list[str], n: int) -> Span:
+    trace_id = rng.choice(trace_ids)
+    span_id = format(rng.randrange(1, 40), "016x")
+    parent = rng.choice(["", format(rng.randrange(1, 40), "016x")])
+    return Span(trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=rng.choice(["alpha", "beta", "gamma"]),
+                start_ns=rng.randrange(1000), end_ns=rng.randrange(1000, 2000),
+                status_code=StatusCode.ERROR if rng.random() < 0.1 else StatusCode.UNSET,
+                attributes={"gen_ai.request.model": rng.choice(["llama", "qwen"]), "n": n})
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_incremental_index_equals_rebuild(seed: int) -> None:
+    rng = random.Random(seed)
+    store = TraceStore(max_spans=rng.choice([30, 80, 10_000]))
+    index = TraceListIndex(store)
+    trace_ids = [format(i, "032x") for i in range(1, 25)]
+    cleared = 0
+    for step in range(300):
+        op = rng.random()
+        if op < 0.6:
+            store.add_spans([random_span(rng, trace_ids, step) for _ in range(rng.randrange(1, 6))])
+            index.apply(store.drain_changes())
+        elif op < 0.75 and len(index):
+            row = index.row(rng.randrange(len(index)))
+            (index.collapse if index.is_expanded(row.trace.trace_id) else index.expand)(row.trace.trace_id)
+        elif op < 0.85:
+            index.set_filter(rng.choice(["", "alpha", "qwen", "zzz", "gamma"]), rng.random() < 0.3)
+        elif op < 0.88:
+            cleared += store.span_count
+            store.clear()
+            index.apply(store.drain_changes())
+        else:
+            trace_ids = [format(rng.randrange(1, 10_000), "032x") for _ in range(24)]  # new traces from now on
+        expected = fresh_copy(index)
+        assert all_keys(index) == all_keys(expected), f"step {step}"
+        assert len(index) == len(expected)
+        for i, key in enumerate(all_keys(index)):
+            assert index.position_of(*key) == i
+        assert all(index.matches(store.get(key[0])) for key in all_keys(index))
+    # Every span added is stored, evicted, replaced by a later copy, or was cleared by the user.
+    assert store.spans_added == store.span_count + store.evicted_spans + store.spans_replaced + cleared
