@@ -32,7 +32,7 @@ def detail_texts(app: OllamaTuiApp, tab: str) -> list[str]:
     return [option_list.get_option_at_index(i).prompt.plain for i in range(option_list.option_count)]
 
 
-async def wait_until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+async def wait_until(pilot: Pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await pilot.pause(0.02)

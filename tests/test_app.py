@@ -75,8 +75,9 @@ async def test_traces_arrive_newest_first_with_model_and_tokens(receivers: Runni
         assert "POST /ask" in lines[5] and "llama3.2:latest" in lines[5] and "31→18" in lines[5]
         assert "agent run" in lines[4] and "qwen3:8b" in lines[4] and "120→45" in lines[4]
         assert "ChatOllama" in lines[2] and "gemma3" in lines[2] and "15→16" in lines[2]
-        status = screen_text(app).splitlines()[0]
-        assert "6 traces · 10 spans" in status and "following" in status
+        # The header refreshes twice a second.
+        await wait_until(pilot, lambda: "6 traces · 10 spans" in screen_text(app).splitlines()[0])
+        assert "following" in screen_text(app).splitlines()[0]
 
 
 async def test_keyboard_navigation_expand_collapse_and_parent(receivers: Running) -> None:
@@ -153,7 +154,7 @@ async def test_filter_errors_only_follow_and_pause(receivers: Running) -> None:
         await send_all(receivers, pilot)
         await pilot.press("slash", *"mistral")
         assert [l.split()[1] for l in trace_list_lines(app)] == ["chatbot"]
-        assert "1/6 traces" in screen_text(app).splitlines()[0]
+        assert "1/6 traces" in screen_text(app).splitlines()[0]  # updated at once on a filter change
         await pilot.press("escape")
         assert len(trace_list_lines(app)) == 6
         await pilot.press("slash", *"rainy", "enter")  # prompt and completion text are searched
@@ -180,9 +181,8 @@ async def test_filter_errors_only_follow_and_pause(receivers: Running) -> None:
         await pilot.press("p")  # pause: receiving goes on, the list stays still
         await send(receivers, single("while paused"))
         await wait_until(pilot, lambda: receivers.store.span_count == 13)
-        await pilot.pause(0.6)
+        await wait_until(pilot, lambda: "PAUSED · 1 span waiting" in screen_text(app).splitlines()[0])
         assert app.trace_list.index.trace_count == 8
-        assert "PAUSED · 1 spans waiting" in screen_text(app).splitlines()[0]
         await pilot.press("p")
         await wait_until(pilot, lambda: app.trace_list.index.trace_count == 9)
         assert cursor_text(app) == "trace:while paused"
@@ -266,3 +266,24 @@ async def test_open_copy_clear_and_help(receivers: Running) -> None:
         await pilot.pause()
         assert app.trace_list.index.trace_count == 0 and len(receivers.store) == 0
         assert "No spans yet" in screen_text(app)
+
+
+async def test_command_palette_lists_the_actions(receivers: Running) -> None:
+    app = make_app(receivers)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        assert {"Filter traces", "Errors only", "Follow newest", "Pause display", "Clear traces", "Open value",
+                "Copy value", "Help"} <= titles
+
+
+async def test_filter_with_no_match_says_so_not_the_empty_state(receivers: Running) -> None:
+    app = make_app(receivers)
+    async with app.run_test(size=SIZE) as pilot:
+        await send_all(receivers, pilot)
+        await pilot.press("slash", *"nothing-like-this", "enter")
+        text = screen_text(app)
+        assert "No traces matching 'nothing-like-this' among 6 held." in text
+        assert "No spans yet" not in text
+        await pilot.press("slash", "escape")
+        assert len(trace_list_lines(app)) == 6

@@ -13,7 +13,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Footer, Input, TextArea
 
 from tui.app.empty_state import empty_state_lines
 from tui.app.screens.confirm import ConfirmScreen
@@ -35,7 +35,10 @@ class OllamaTuiApp(App[int]):
     TITLE = "ollama-tui"
     CSS_PATH = "app.tcss"
     BINDINGS = [
-        Binding("slash", "filter", "Filter", id="app.filter"),
+        # Priority: handled as the key arrives, so the keys typed right after "/" reach the filter.
+        Binding("slash", "filter", "Filter", priority=True, id="app.filter"),
+        Binding("enter", "filter_done", "In the filter: keep it, back to the list", show=False, priority=True, id="app.filter_done"),
+        Binding("escape", "filter_clear", "In the filter: clear it", show=False, priority=True, id="app.filter_clear"),
         Binding("e", "toggle_errors", "Errors only", id="app.errors"),
         Binding("f", "toggle_follow", "Follow", id="app.follow"),
         Binding("p", "toggle_pause", "Pause", id="app.pause"),
@@ -70,12 +73,20 @@ class OllamaTuiApp(App[int]):
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
         with Horizontal(id="main"):
-            yield TraceList(self.store, empty_help=lambda: empty_state_lines(self.receivers.addresses),
-                            clock=self.clock, id="traces")
+            yield TraceList(self.store, empty_help=self._empty_help, clock=self.clock, id="traces")
             yield DetailPane(id="detail")
         yield Input(placeholder="filter: service, span name, model, attribute values, prompt text  (Esc clears)",
                     id="filter")
         yield Footer()
+
+    def _empty_help(self) -> list[str]:
+        index = self.trace_list.index
+        if len(self.store) and (index.filter_text or index.errors_only):
+            what = f"matching {index.filter_text!r}" if index.filter_text else ""
+            errors = "with errors" if index.errors_only else ""
+            return [f"No traces {' and '.join(p for p in (what, errors) if p)} among {len(self.store):,} held.",
+                    "", "Esc in the filter clears it; e shows all traces again."]
+        return empty_state_lines(self.receivers.addresses)
 
     @property
     def trace_list(self) -> TraceList:
@@ -156,26 +167,38 @@ class OllamaTuiApp(App[int]):
             self.trace_list.refilter(text=event.value)
             self._update_status()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "filter":
-            if not event.value:
-                event.input.remove_class("visible")
-            self.trace_list.focus()
-
-    def on_key(self, event) -> None:  # noqa: ANN001 - textual.events.Key
-        filter_input = self.query_one("#filter", Input)
-        if event.key == "escape" and filter_input.has_focus:
-            filter_input.value = ""
-            filter_input.remove_class("visible")
-            self.trace_list.focus()
-            event.stop()
 
     # --- actions ---------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The filter keys are priority bindings, handled as each key arrives (so a burst of typing
+        # lands where the user meant); they apply only where they make sense.
+        if action == "filter":
+            return not (isinstance(self.focused, (Input, TextArea)) or self.screen.is_modal)
+        if action in ("filter_done", "filter_clear"):
+            return self.focused is self.query_one("#filter", Input)
+        return True
 
     def action_filter(self) -> None:
         filter_input = self.query_one("#filter", Input)
         filter_input.add_class("visible")
-        filter_input.focus()
+        # Focus now, not on the next loop turn (Widget.focus defers): "/chat" typed or pasted in one
+        # burst must reach the input, not run "c" (clear) and "h" on the list.
+        self.screen.set_focus(filter_input)
+
+    def action_filter_done(self) -> None:
+        """Enter: keep the filter and go back to the list (hide the input if it is empty)."""
+        filter_input = self.query_one("#filter", Input)
+        if not filter_input.value:
+            filter_input.remove_class("visible")
+        self.screen.set_focus(self.trace_list)
+
+    def action_filter_clear(self) -> None:
+        filter_input = self.query_one("#filter", Input)
+        filter_input.value = ""
+        self.trace_list.refilter(text="")
+        filter_input.remove_class("visible")
+        self.screen.set_focus(self.trace_list)
 
     def action_toggle_errors(self) -> None:
         index = self.trace_list.index
@@ -201,9 +224,9 @@ class OllamaTuiApp(App[int]):
     def action_switch_pane(self) -> None:
         """Tab moves between the trace list and the active detail tab."""
         if self.trace_list.has_focus:
-            self.detail.active_list.focus()
+            self.screen.set_focus(self.detail.active_list)
         else:
-            self.trace_list.focus()
+            self.screen.set_focus(self.trace_list)
 
     def _current_item(self):  # -> Item | None
         focused = self.focused

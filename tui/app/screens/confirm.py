@@ -1,4 +1,4 @@
-"""A yes/no question, answered with y / n (or Enter / Escape)."""
+"""A yes/no question. Only "y" says yes, so a stray Enter can never confirm a destructive action."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from textual.widgets import Label
 
 class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [
-        Binding("y,enter", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
         Binding("n,escape", "answer(False)", "No", id="confirm.no"),
     ]
     DEFAULT_CSS = """

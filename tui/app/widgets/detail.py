@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import OptionList, TabbedContent, TabPane
 from textual.widgets.option_list import Option
@@ -16,6 +17,13 @@ TABS = ("llm", "attributes", "events", "timeline")
 
 class DetailList(OptionList):
     """A tab's items; the highlighted one is what the full-screen and copy keys act on."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False, id="detail.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="detail.up"),
+        Binding("g", "first", "First", show=False, id="detail.first"),
+        Binding("G", "last", "Last", show=False, id="detail.last"),
+    ]
 
     DEFAULT_CSS = """
     DetailList { height: 1fr; border: none; padding: 0 1; }

@@ -53,7 +53,8 @@ class StatusLine(Static):
         text.append(f"evicted {_count(status.evicted)}", style="bold yellow" if status.evicted else "")
         text.append("  │  ")
         if status.paused:
-            text.append(f"PAUSED · {_count(status.waiting)} spans waiting", style="bold black on yellow")
+            plural = "" if status.waiting == 1 else "s"
+            text.append(f"PAUSED · {_count(status.waiting)} span{plural} waiting", style="bold black on yellow")
         elif status.following:
             text.append("following", style="bold green")
         else:
