@@ -1,0 +1,236 @@
+"""One conversation with Ollama: streamed, traced turns that report failures as readable text.
+
+A turn is an async generator of :class:`Delta`, then exactly one :class:`TurnFinished` or
+:class:`TurnFailed` — or it is cancelled (the UI's Escape), in which case the HTTP stream is
+closed and the turn's span ends marked cancelled. Every failure the ``ollama`` package or httpx can
+raise becomes a sentence saying what happened and what to do; none escapes as a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import ollama
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from tui.chat.tracing import TracedAsyncClient
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+_OLLAMA_TIMINGS = ("load_duration", "prompt_eval_duration", "eval_duration", "total_duration")
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A piece of the answer, as it streams."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStats:
+    """What the final chunk said, plus what we measured; shown under the turn when it finishes."""
+
+    trace_id: str
+    model: str
+    done_reason: str
+    input_tokens: int | None
+    output_tokens: int | None
+    time_to_first_token_s: float | None
+    tokens_per_second: float | None
+    timings_ns: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFinished:
+    content: str
+    stats: TurnStats
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFailed:
+    """The turn ended without an answer; ``message`` is for the user, ``error_type`` for the span."""
+
+    message: str
+    error_type: str
+    trace_id: str
+    partial: str = ""
+
+
+TurnEvent = Delta | TurnFinished | TurnFailed
+
+
+class ChatSession:
+    """A conversation (history sent with every turn) against one Ollama server."""
+
+    def __init__(self, host: str, provider: TracerProvider) -> None:
+        self.host = host
+        self.provider = provider
+        self.tracer = provider.get_tracer("ollama-tui.chat")
+        self.client = TracedAsyncClient(
+            host, provider.get_tracer("opentelemetry.instrumentation.ollama"),
+            event_hooks={"request": [self._inject_traceparent]},
+        )
+        self.history: list[dict[str, str]] = []
+        parts = urlsplit(host)
+        self._server = (parts.hostname or "", parts.port or 0)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    @staticmethod
+    async def _inject_traceparent(request: httpx.Request) -> None:
+        """W3C ``traceparent`` on every request, so Ollama's own server spans join the turn's trace."""
+        _PROPAGATOR.inject(request.headers)
+
+    def new_conversation(self) -> None:
+        self.history.clear()
+
+    async def models(self) -> list[str]:
+        """Installed models (``GET /api/tags``); raises :class:`OllamaUnavailable` with a readable reason."""
+        try:
+            listing = await self.client.list()
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one readable sentence
+            raise OllamaUnavailable(self.describe(exc, model="")) from None
+        return [m.model for m in listing.models if m.model]
+
+    async def turn(self, model: str, prompt: str) -> AsyncIterator[TurnEvent]:
+        """Send ``prompt`` (after the history) and stream the answer, all inside one traced span."""
+        messages = [*self.history, {"role": "user", "content": prompt}]
+        span = self.tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "ollama",
+            "gen_ai.request.model": model,
+            "server.address": self._server[0],
+            "server.port": self._server[1],
+            "gen_ai.input.messages": json.dumps(
+                [{"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]} for m in messages]
+            ),
+        })
+        trace_id = format(span.get_span_context().trace_id, "032x")
+        started = time.perf_counter()
+        first_token: float | None = None
+        content: list[str] = []
+        last: Any = None
+        try:
+            stream = await _inside(span, self.client.chat(model=model, messages=messages, stream=True))
+            while True:
+                try:
+                    chunk = await _inside(span, anext(stream))
+                except StopAsyncIteration:
+                    break
+                last = chunk
+                text = (chunk.message.content or "") if chunk.message else ""
+                if text:
+                    if first_token is None:
+                        first_token = time.perf_counter() - started
+                    content.append(text)
+                    yield Delta(text)
+        except (asyncio.CancelledError, GeneratorExit):
+            # Escape in the pane: the task is cancelled mid-stream (httpx closes the connection).
+            span.set_attribute("error.type", "cancelled")
+            span.set_attribute("gen_ai.response.finish_reasons", ["cancelled"])
+            span.set_status(Status(StatusCode.ERROR, "cancelled by the user"))
+            span.end()
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported in the pane and on the span
+            message = self.describe(exc, model=model)
+            if isinstance(exc, ollama.ResponseError) and exc.status_code == 404:
+                message = await self._not_installed(model)
+            span.set_attribute("error.type", _error_type(exc))
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, message))
+            span.end()
+            yield TurnFailed(message, _error_type(exc), trace_id, "".join(content))
+            return
+
+        answer = "".join(content)
+        stats = self._finish_span(span, trace_id, model, last, answer, first_token)
+        span.end()
+        self.history.extend([{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}])
+        yield TurnFinished(answer, stats)
+
+    def _finish_span(self, span: trace.Span, trace_id: str, model: str, last: Any, answer: str,
+                     first_token: float | None) -> TurnStats:
+        final = last.model_dump() if last is not None else {}
+        timings = {name: int(final[name]) for name in _OLLAMA_TIMINGS if final.get(name) is not None}
+        input_tokens = final.get("prompt_eval_count")
+        output_tokens = final.get("eval_count")
+        done_reason = final.get("done_reason") or ""
+        rate = None
+        if output_tokens and timings.get("eval_duration"):
+            rate = output_tokens / (timings["eval_duration"] / 1e9)
+        attributes: dict[str, Any] = {
+            "gen_ai.response.model": final.get("model") or model,
+            "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": answer}],
+                                                   "finish_reason": done_reason}]),
+        }
+        if done_reason:
+            attributes["gen_ai.response.finish_reasons"] = [done_reason]
+        if input_tokens is not None:
+            attributes["gen_ai.usage.input_tokens"] = input_tokens
+        if output_tokens is not None:
+            attributes["gen_ai.usage.output_tokens"] = output_tokens
+        if first_token is not None:
+            attributes["gen_ai.response.time_to_first_chunk"] = first_token
+        if rate is not None:
+            attributes["ollama.eval_rate"] = rate
+        attributes.update({f"ollama.{name}": value for name, value in timings.items()})
+        span.set_attributes(attributes)
+        return TurnStats(trace_id, str(attributes["gen_ai.response.model"]), done_reason, input_tokens,
+                         output_tokens, first_token, rate, timings)
+
+    async def _not_installed(self, model: str) -> str:
+        try:
+            installed = await self.models()
+        except OllamaUnavailable:
+            installed = []
+        listing = f" Installed: {', '.join(installed)}." if installed else " No models are installed."
+        return f"Model {model!r} is not installed on {self.host}.{listing} Get it with: ollama pull {model}"
+
+    def describe(self, exc: BaseException, *, model: str) -> str:
+        """A sentence for the pane: what went wrong and what the user can do about it."""
+        if isinstance(exc, (ConnectionError, httpx.ConnectError, httpx.ConnectTimeout)):
+            return (f"Cannot reach Ollama at {self.host}. Start it with `ollama serve`, or point ollama-tui "
+                    "elsewhere with --ollama-host or OLLAMA_HOST. Retrying every few seconds.")
+        if isinstance(exc, ollama.ResponseError):
+            if exc.status_code == 404 and model:
+                return f"Model {model!r} is not installed on {self.host}. Get it with: ollama pull {model}"
+            where = f"Ollama answered {exc.status_code}" if exc.status_code and exc.status_code > 0 else "Ollama said"
+            return f"{where}: {exc.error}"
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+            return f"The connection to Ollama at {self.host} dropped mid-answer ({type(exc).__name__}). Try again."
+        if isinstance(exc, httpx.TimeoutException):
+            return f"Ollama at {self.host} did not answer in time ({type(exc).__name__})."
+        if isinstance(exc, json.JSONDecodeError):
+            return f"Ollama sent a line that is not JSON ({exc.msg}); the answer was cut short."
+        return f"Chat failed: {type(exc).__name__}: {exc}"
+
+
+async def _inside(span: trace.Span, awaitable: Any) -> Any:
+    """Await with ``span`` current — only for the await, never across a ``yield`` to the caller.
+
+    The instrumentation's span and the ``traceparent`` hook read the current context, so both must
+    run inside the turn's span; keeping it current across yields would leak it into the UI's code.
+    """
+    with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+        return await awaitable
+
+
+class OllamaUnavailable(Exception):
+    """Ollama could not be asked (not running, unreachable, or answering errors)."""
+
+
+def _error_type(exc: BaseException) -> str:
+    if isinstance(exc, ollama.ResponseError):
+        return f"http.{exc.status_code}" if exc.status_code and exc.status_code > 0 else "ollama.stream_error"
+    return type(exc).__qualname__
