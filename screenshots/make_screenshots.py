@@ -1,7 +1,8 @@
 """Regenerate the SVG screenshots in this folder from real app states: `make screenshots`.
 
 Each state is the real app, run headless with the deterministic demo store the snapshot tests use
-(GenAI traces in every attribute convention, fixed ids and clock), driven by key presses.
+(GenAI traces in every attribute convention, fixed ids and clock), driven by key presses. The chat
+screenshot talks to the tests' fake Ollama over loopback, so its turn is a real traced request.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from demo_store import CLOCK_NOW, demo_store  # noqa: E402
+from fake_ollama import FakeOllama  # noqa: E402
 from tui.app.app import OllamaTuiApp  # noqa: E402
+from tui.app.widgets.chat import ChatTurn  # noqa: E402
+from tui.chat.session import ChatSession  # noqa: E402
+from tui.chat.tracing import chat_tracer_provider  # noqa: E402
 from tui.receiver import OtlpReceivers, ReceiverConfig  # noqa: E402
 
 SIZE = (150, 40)
@@ -43,9 +48,34 @@ async def shoot(name: str, keys: list[str] | None) -> None:
     print(f"wrote screenshots/{name}")
 
 
+async def shoot_chat(name: str = "chat.svg") -> None:
+    """The chat pane beside the trace of the turn it just made, its LLM tab open."""
+    fake = await FakeOllama(answer=[w + " " for w in (
+        "Rayleigh scattering: air molecules scatter **short** (blue) wavelengths of sunlight far more than "
+        "long (red) ones, so blue light reaches your eyes from every direction.").split()]).start()
+    receivers = OtlpReceivers(ReceiverConfig())
+    session = ChatSession(fake.url, chat_tracer_provider(receivers.ingest))
+    app = OllamaTuiApp(receivers, demo_store(), chat=session)
+    try:
+        async with app.run_test(size=(200, 45)) as pilot:
+            while app.query_one("#chat").model is None:
+                await pilot.pause(0.05)
+            await pilot.press("a", *[("space" if c == " " else c) for c in "Why is the sky blue?"], "enter")
+            while not (app.query(ChatTurn) and "tokens" in str(app.query_one(".turn-status").content)):
+                await pilot.pause(0.05)
+            await pilot.press("ctrl+t", "enter", "l")
+            await pilot.pause(0.3)
+            app.save_screenshot(name, str(HERE))
+    finally:
+        await session.close()
+        await fake.stop()
+    print(f"wrote screenshots/{name}")
+
+
 async def main() -> None:
     for name, keys in STATES.items():
         await shoot(name, keys)
+    await shoot_chat()
 
 
 if __name__ == "__main__":

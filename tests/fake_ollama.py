@@ -138,3 +138,17 @@ class FakeOllama:
         await response.write(json.dumps(self._final(model, chat)).encode() + b"\n")
         await response.write_eof()
         return response
+
+
+if __name__ == "__main__":  # a fake Ollama to try the chat pane by hand: python tests/fake_ollama.py PORT
+    import sys
+
+    async def serve() -> None:
+        fake = await FakeOllama(chunk_delay=0.05, answer=[w + " " for w in (
+            "Rayleigh scattering: air molecules scatter **short** (blue) wavelengths of sunlight far more "
+            "than long (red) ones, so blue light reaches your eyes from every direction of the sky.").split()]
+        ).start(int(sys.argv[1]) if len(sys.argv) > 1 else 11434)
+        print(f"fake Ollama on {fake.url}", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())

@@ -9,7 +9,7 @@ import pytest
 from conftest import running_receivers
 from fake_ollama import FakeOllama
 from tui.chat.host import normalize_host, resolve_ollama_host
-from tui.chat.session import ChatSession, Delta, OllamaUnavailable, TurnFailed, TurnFinished
+from tui.chat.session import ChatSession, Delta, OllamaUnavailable, TurnFailed, TurnFinished, TurnStarted
 from tui.chat.tracing import CHAT_SERVICE, chat_tracer_provider
 from tui.model.genai import GenAIView
 
@@ -49,6 +49,7 @@ async def test_turn_streams_traces_and_sends_traceparent(fake: FakeOllama) -> No
         session = ChatSession(fake.url, chat_tracer_provider(running.receivers.ingest))
         try:
             events = await collect(session, "llama3.2:latest", "Why is the sky blue?")
+            assert isinstance(events[0], TurnStarted)
             assert [e.text for e in events if isinstance(e, Delta)] == fake.answer
             finished = events[-1]
             assert isinstance(finished, TurnFinished) and finished.content == "The sky is **blue**."

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["tui.model", "tui.receiver", "tui.console.run", "tui.cli"])
+@pytest.mark.parametrize("module", ["tui.model", "tui.receiver", "tui.chat.session", "tui.chat.tracing", "tui.console.run", "tui.cli"])
 def test_layer_does_not_import_textual(module: str) -> None:
     code = f"import sys, {module}; bad = [m for m in sys.modules if m == 'textual' or m.startswith('textual.')]; print(bad)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -64,3 +64,22 @@ def test_incremental_index_equals_rebuild(seed: int) -> None:
         assert all(index.matches(store.get(key[0])) for key in all_keys(index))
     # Every span added is stored, evicted, replaced by a later copy, or was cleared by the user.
     assert store.spans_added == store.span_count + store.evicted_spans + store.spans_replaced + cleared
+
+
+def test_trace_tokens_count_each_call_once() -> None:
+    """A chat turn span wrapping the instrumentation's span of the same call: tokens counted once."""
+    store = TraceStore()
+    tokens = {"gen_ai.usage.input_tokens": 26, "gen_ai.usage.output_tokens": 5}
+    store.add_spans([
+        Span("a" * 32, "1" * 16, "agent", 0, 10, attributes={"gen_ai.operation.name": "invoke_agent"}),
+        Span("a" * 32, "2" * 16, "chat llama", 1, 9, parent_span_id="1" * 16,
+             attributes={"gen_ai.request.model": "llama", **tokens}),
+        Span("a" * 32, "3" * 16, "ollama.chat", 2, 8, parent_span_id="2" * 16,
+             attributes={"gen_ai.request.model": "llama", **tokens}),
+        Span("a" * 32, "4" * 16, "second call", 9, 10, parent_span_id="1" * 16,
+             attributes={"gen_ai.request.model": "qwen", "gen_ai.usage.input_tokens": 4,
+                         "gen_ai.usage.output_tokens": 1}),
+    ])
+    index = TraceListIndex(store)
+    summary = index.summary(store.get("a" * 32))
+    assert (summary.model, summary.tokens_in, summary.tokens_out) == ("llama", 30, 6)

@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument("--max-spans", type=_positive, default=DEFAULT_MAX_SPANS, metavar="N",
                        help="spans kept in memory; beyond this the oldest whole traces are evicted "
                             "(default: %(default)s)")
+    chat = parser.add_argument_group("chat pane")
+    chat.add_argument("--ollama-host", metavar="URL",
+                      help="Ollama's address (default: $OLLAMA_HOST, else http://127.0.0.1:11434; short forms "
+                           "such as 0.0.0.0:11434 work as with the ollama CLI)")
+    chat.add_argument("--model", help="model the chat pane starts with (default: $OLLAMA_MODEL, else the first "
+                                      "installed)")
+    chat.add_argument("--no-chat", action="store_true", help="no chat pane")
     out = parser.add_argument_group("output")
     out.add_argument("--print", dest="print_mode", action="store_true",
                      help="no UI: print each trace as an indented tree on stdout (for CI logs and pipes)")
@@ -116,8 +123,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return asyncio.run(run_print(config, max_spans=args.max_spans, as_json=args.json))
         from tui.app.run import run_app
+        from tui.chat.host import resolve_ollama_host
 
-        return run_app(config, max_spans=args.max_spans)
+        try:
+            ollama_host = None if args.no_chat else resolve_ollama_host(args.ollama_host)
+        except ValueError as exc:
+            parser.error(f"--ollama-host: {exc}")
+        model = args.model or os.environ.get("OLLAMA_MODEL") or None
+        return run_app(config, max_spans=args.max_spans, ollama_host=ollama_host, model=model)
     except PortUnavailable as exc:
         flag = _PORT_FLAGS[exc.transport]
         print(f"ollama-tui: {exc}; choose another port with {flag} (0 picks a free one)", file=sys.stderr)

@@ -19,14 +19,18 @@ from tui.app.empty_state import empty_state_lines
 from tui.app.screens.confirm import ConfirmScreen
 from tui.app.screens.help import HelpScreen
 from tui.app.screens.value import ValueScreen
+from tui.app.widgets.chat import ChatInput, ChatPane
 from tui.app.widgets.detail import DetailList, DetailPane
 from tui.app.widgets.status_line import Status, StatusLine
 from tui.app.widgets.trace_list import TraceList
+from tui.chat.session import ChatSession
 from tui.model.store import StoreChanges, TraceStore
 from tui.receiver import OtlpReceivers, pump
 
 TICK_SECONDS = 0.05
 STATUS_SECONDS = 0.5
+#: The chat pane opens by itself when the terminal is at least this wide (else: "a" or F2).
+CHAT_AUTO_WIDTH = 180
 
 
 class OllamaTuiApp(App[int]):
@@ -46,6 +50,8 @@ class OllamaTuiApp(App[int]):
         Binding("o", "open_value", "Open value", id="app.open"),
         Binding("y", "copy_value", "Copy", id="app.copy"),
         Binding("c", "clear", "Clear", id="app.clear"),
+        Binding("a", "ask", "Ask (chat)", id="app.ask"),
+        Binding("f2", "toggle_chat", "Chat pane", priority=True, id="app.chat"),
         Binding("tab", "switch_pane", "Next pane", show=False, priority=True, id="app.pane"),
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
@@ -56,12 +62,18 @@ class OllamaTuiApp(App[int]):
         receivers: OtlpReceivers,
         store: TraceStore,
         *,
+        chat: ChatSession | None = None,
+        model: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.receivers = receivers
         self.store = store
+        self.chat = chat
+        self.model = model
         self.clock = clock
+        #: Set once the user opens or closes the chat pane; from then on the width no longer decides.
+        self._chat_toggled = False
         self.paused = False
         self._pending = StoreChanges()
         self._added_at_pause = 0
@@ -75,6 +87,8 @@ class OllamaTuiApp(App[int]):
         with Horizontal(id="main"):
             yield TraceList(self.store, empty_help=self._empty_help, clock=self.clock, id="traces")
             yield DetailPane(id="detail")
+            if self.chat is not None:
+                yield ChatPane(self.chat, model=self.model, id="chat")
         yield Input(placeholder="filter: service, span name, model, attribute values, prompt text  (Esc clears)",
                     id="filter")
         yield Footer()
@@ -104,6 +118,14 @@ class OllamaTuiApp(App[int]):
         self.trace_list.focus()
         self._update_status()
         self.detail.show(None)
+        self._auto_show_chat()
+
+    def on_resize(self) -> None:
+        self._auto_show_chat()
+
+    def _auto_show_chat(self) -> None:
+        if self.chat is not None and not self._chat_toggled:
+            self.query_one(ChatPane).display = self.size.width >= CHAT_AUTO_WIDTH
 
     # --- live updates ----------------------------------------------------------------------------
 
@@ -222,11 +244,53 @@ class OllamaTuiApp(App[int]):
         self.detail.cycle_tab()
 
     def action_switch_pane(self) -> None:
-        """Tab moves between the trace list and the active detail tab."""
-        if self.trace_list.has_focus:
-            self.screen.set_focus(self.detail.active_list)
+        """Tab cycles the trace list → the active detail tab → the chat input (when shown)."""
+        order = [self.trace_list, self.detail.active_list]
+        if self.chat is not None and self.query_one(ChatPane).display:
+            order.append(self.query_one(ChatInput))
+        current = next((i for i, w in enumerate(order) if w.has_focus), -1)
+        self.screen.set_focus(order[(current + 1) % len(order)])
+
+    def action_ask(self) -> None:
+        """Open the chat pane (if closed) and put the cursor in its prompt."""
+        if self.chat is None:
+            self.notify("The chat pane is off (--no-chat)", timeout=3)
+            return
+        pane = self.query_one(ChatPane)
+        if not pane.display:
+            self._chat_toggled = True
+            pane.display = True
+        pane.focus_input()
+
+    def action_toggle_chat(self) -> None:
+        if self.chat is None:
+            self.notify("The chat pane is off (--no-chat)", timeout=3)
+            return
+        pane = self.query_one(ChatPane)
+        self._chat_toggled = True
+        pane.display = not pane.display
+        if pane.display:
+            pane.focus_input()
         else:
             self.screen.set_focus(self.trace_list)
+
+    def on_chat_pane_show_trace(self, event: ChatPane.ShowTrace) -> None:
+        """Ctrl+T in the chat: select that turn's trace in the list (Esc: just go back to the list)."""
+        self.screen.set_focus(self.trace_list)
+        if not event.trace_id:
+            return
+        if not self.paused:
+            self._tick()  # the turn's spans may have arrived since the last tick
+        if self.trace_list.select(event.trace_id):
+            return
+        index = self.trace_list.index
+        if event.trace_id in self.store and (index.filter_text or index.errors_only):
+            self.action_filter_clear()
+            self.trace_list.refilter(errors_only=False)
+            if self.trace_list.select(event.trace_id):
+                return
+        reason = "the display is paused (p)" if self.paused else "its spans have not arrived yet"
+        self.notify(f"That turn's trace is not in the list: {reason}", timeout=3)
 
     def _current_item(self):  # -> Item | None
         focused = self.focused
@@ -263,6 +327,7 @@ class OllamaTuiApp(App[int]):
         sections = [
             ("Trace list", list(TraceList.BINDINGS)),
             ("Anywhere", [b for b in self.BINDINGS if isinstance(b, Binding)]),
+            ("Chat pane", [*ChatInput.BINDINGS, *ChatPane.BINDINGS]),
             ("Full-screen value", list(ValueScreen.BINDINGS)),
         ]
         self.push_screen(HelpScreen(sections, intro))
@@ -279,3 +344,8 @@ class OllamaTuiApp(App[int]):
         yield SystemCommand("Open value", "Show the selected value full screen", self.action_open_value)
         yield SystemCommand("Copy value", "Copy the selected value, prompt or completion", self.action_copy_value)
         yield SystemCommand("Help", "Every key binding", self.action_help)
+        if self.chat is not None:
+            yield SystemCommand("Chat: ask", "Open the chat pane and type a prompt", self.action_ask)
+            yield SystemCommand("Chat: show or hide the pane", "Toggle the chat pane", self.action_toggle_chat)
+            yield SystemCommand("Chat: new conversation", "Forget the conversation so far",
+                                self.query_one(ChatPane).action_new_conversation)

@@ -1,6 +1,6 @@
 """One conversation with Ollama: streamed, traced turns that report failures as readable text.
 
-A turn is an async generator of :class:`Delta`, then exactly one :class:`TurnFinished` or
+A turn is an async generator of :class:`TurnStarted`, :class:`Delta` s, then exactly one :class:`TurnFinished` or
 :class:`TurnFailed` — or it is cancelled (the UI's Escape), in which case the HTTP stream is
 closed and the turn's span ends marked cancelled. Every failure the ``ollama`` package or httpx can
 raise becomes a sentence saying what happened and what to do; none escapes as a traceback.
@@ -27,6 +27,13 @@ from tui.chat.tracing import TracedAsyncClient
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _OLLAMA_TIMINGS = ("load_duration", "prompt_eval_duration", "eval_duration", "total_duration")
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStarted:
+    """First event of every turn: the id of the trace it is recorded in."""
+
+    trace_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +73,7 @@ class TurnFailed:
     partial: str = ""
 
 
-TurnEvent = Delta | TurnFinished | TurnFailed
+TurnEvent = TurnStarted | Delta | TurnFinished | TurnFailed
 
 
 class ChatSession:
@@ -117,6 +124,7 @@ class ChatSession:
             ),
         })
         trace_id = format(span.get_span_context().trace_id, "032x")
+        yield TurnStarted(trace_id)
         started = time.perf_counter()
         first_token: float | None = None
         content: list[str] = []

@@ -282,8 +282,7 @@ class TraceListIndex:
         cached = self._summaries.get(trace.trace_id)
         if cached is not None and cached[0] == trace.version:
             return cached[1]
-        views = [v for v in (GenAIView.from_span(s) for s in trace.spans.values() if is_llm_span(s)) if v]
-        summary = TraceSummary(*summarize(views))
+        summary = TraceSummary(*summarize(view for _, view in innermost_llm_spans(trace)))
         self._summaries[trace.trace_id] = (trace.version, summary)
         return summary
 
@@ -298,6 +297,26 @@ def _collect_strings(values: object, out: list[str]) -> None:
             stack.extend(value)
         elif isinstance(value, dict):
             stack.extend(value.values())
+
+
+def innermost_llm_spans(trace: Trace) -> list[tuple[Span, GenAIView]]:
+    """LLM spans with no LLM span below them: the calls that actually spent the tokens.
+
+    A traced chat turn wraps the instrumentation's own span of the same request, and an agent span
+    wraps its model calls; summing both would count every token twice.
+    """
+    found = llm_spans(trace)
+    llm_ids = {span.span_id for span, _ in found}
+    covering: set[str] = set()
+    for span, _ in found:
+        parent = trace.spans.get(span.parent_span_id)
+        seen = {span.span_id}
+        while parent is not None and parent.span_id not in seen:
+            seen.add(parent.span_id)
+            if parent.span_id in llm_ids:
+                covering.add(parent.span_id)
+            parent = trace.spans.get(parent.parent_span_id)
+    return [(span, view) for span, view in found if span.span_id not in covering]
 
 
 def llm_spans(trace: Trace) -> list[tuple[Span, GenAIView]]:

@@ -1,0 +1,285 @@
+"""The chat pane: ask a local model something and see the trace of that request beside it.
+
+The conversation engine (:mod:`tui.chat.session`) knows nothing of Textual; this pane renders its
+events. Streams run in a Textual worker (exclusive, group "chat"), so Textual owns their lifecycle:
+Escape cancels the worker, which closes the HTTP stream and ends the turn's span as cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Label, Markdown, Select, Static, TextArea
+from textual.worker import Worker, WorkerState
+
+from tui.chat.session import (
+    ChatSession,
+    Delta,
+    OllamaUnavailable,
+    TurnFailed,
+    TurnFinished,
+    TurnStarted,
+    TurnStats,
+)
+from tui.model.text import safe_text
+
+#: Seconds between tries while Ollama is unreachable, and between model-list refreshes otherwise.
+RETRY_SECONDS = 3.0
+REFRESH_SECONDS = 30.0
+#: With no token after this long, the turn says it is still waiting (a model loading, a slow machine).
+SLOW_SECONDS = 2.0
+
+
+class ChatInput(TextArea):
+    """Multi-line prompt: Enter sends, Ctrl+J (or Alt+Enter) inserts a newline."""
+
+    BINDINGS = [
+        Binding("enter", "send", "Send", priority=True, id="chat.send"),
+        Binding("ctrl+j,alt+enter", "newline", "Newline", id="chat.newline"),
+    ]
+
+    class Submitted(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def action_send(self) -> None:
+        self.post_message(self.Submitted(self.text))
+
+    def action_newline(self) -> None:
+        self.insert("\n")
+
+
+class ChatTurn(Vertical):
+    """One exchange: the prompt, the streamed answer (Markdown) and a status line under it."""
+
+    DEFAULT_CSS = """
+    ChatTurn { height: auto; margin: 0 0 1 0; }
+    ChatTurn .prompt { color: $text-primary; text-style: bold; }
+    ChatTurn Markdown { margin: 0; padding: 0; }
+    ChatTurn .turn-status { color: $text-muted; }
+    ChatTurn .turn-status.error { color: $text-error; }
+    """
+
+    def __init__(self, prompt: str) -> None:
+        super().__init__()
+        self.prompt = prompt
+        self.trace_id: str | None = None
+        self.answer = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("› " + safe_text(self.prompt, multiline=True)), classes="prompt")
+        yield Markdown("")
+        yield Static("", classes="turn-status")
+
+    def set_status(self, text: str, *, error: bool = False) -> None:
+        status = self.query_one(".turn-status", Static)
+        status.update(Text(text))
+        status.set_class(error, "error")
+
+
+def describe_stats(stats: TurnStats) -> str:
+    """``26 → 5 tokens · 10.0 tok/s · first token 0.21s · stop · Ctrl+T shows the trace``."""
+    parts = [f"{_n(stats.input_tokens)} → {_n(stats.output_tokens)} tokens"]
+    if stats.tokens_per_second is not None:
+        parts.append(f"{stats.tokens_per_second:.1f} tok/s")
+    if stats.time_to_first_token_s is not None:
+        parts.append(f"first token {stats.time_to_first_token_s:.2f}s")
+    if stats.done_reason:
+        parts.append(stats.done_reason)
+    parts.append("Ctrl+T shows the trace")
+    return " · ".join(parts)
+
+
+def _n(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+class ChatPane(Vertical):
+    """Model picker, conversation, and prompt; every turn is a trace in the list."""
+
+    BINDINGS = [
+        Binding("escape", "stop", "Stop / back", id="chat.stop"),
+        Binding("ctrl+n", "new_conversation", "New chat", id="chat.new"),
+        Binding("ctrl+t", "show_trace", "Show trace", id="chat.trace"),
+    ]
+
+    DEFAULT_CSS = """
+    ChatPane { border-left: vkey $panel; }
+    ChatPane:focus-within { border-left: vkey $accent; }
+    ChatPane #chat-header { height: 3; }
+    ChatPane #chat-model { width: 1fr; }
+    ChatPane #chat-connection { height: auto; padding: 0 1; color: $text-muted; }
+    ChatPane #chat-connection.error { color: $text-error; }
+    ChatPane #chat-turns { height: 1fr; padding: 0 1; }
+    ChatPane ChatInput { height: 5; }
+    """
+
+    class ShowTrace(Message):
+        """The user asked to see a chat turn's trace in the list."""
+
+        def __init__(self, trace_id: str) -> None:
+            super().__init__()
+            self.trace_id = trace_id
+
+    def __init__(self, session: ChatSession, *, model: str | None = None, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.session = session
+        self.preferred_model = model
+        self.connected = False
+        self._current: ChatTurn | None = None
+        self._models_shown: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="chat-header"):
+            yield Select[str]([], prompt="model", id="chat-model")
+        yield Label("", id="chat-connection", markup=False)
+        yield VerticalScroll(id="chat-turns")
+        yield ChatInput(id="chat-input", soft_wrap=True, show_line_numbers=False, placeholder=(
+            "Ask the model… (Enter sends, Ctrl+J newline, Esc stops, Ctrl+N new chat, Ctrl+T shows the trace)"))
+
+    def on_mount(self) -> None:
+        self._set_connection(f"connecting to Ollama at {self.session.host}…")
+        self.watch_ollama()
+
+    @property
+    def model(self) -> str | None:
+        value = self.query_one("#chat-model", Select).value
+        return value if isinstance(value, str) else None
+
+    # --- connection --------------------------------------------------------------------------------
+
+    def _set_connection(self, text: str, *, error: bool = False) -> None:
+        label = self.query_one("#chat-connection", Label)
+        label.update(text)
+        label.set_class(error, "error")
+
+    @work(group="ollama-watch", exclusive=True, exit_on_error=False)
+    async def watch_ollama(self) -> None:
+        """Keep the model list fresh; while Ollama is down, retry every few seconds and say so."""
+        while True:
+            try:
+                models = await self.session.models()
+            except OllamaUnavailable as exc:
+                self.connected = False
+                self._set_connection(str(exc), error=True)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            self.connected = True
+            self._show_models(models)
+            await asyncio.sleep(REFRESH_SECONDS)
+
+    def _show_models(self, models: list[str]) -> None:
+        select = self.query_one("#chat-model", Select)
+        current = self.model
+        choice = current if current in models else None
+        if choice is None and self.preferred_model:
+            choice = next((m for m in models if m in (self.preferred_model, f"{self.preferred_model}:latest")),
+                          self.preferred_model)
+        if choice is None and models:
+            choice = models[0]
+        options = list(models)
+        if choice and choice not in options:
+            options.append(choice)  # asked for but not installed: the turn will say how to get it
+        if options != self._models_shown:
+            select.set_options([(m, m) for m in options])
+            self._models_shown = options
+        if choice:
+            select.value = choice
+        where = f"Ollama at {self.session.host}"
+        self._set_connection(f"{where} · {len(models)} model{'s' if len(models) != 1 else ''} installed"
+                             if models else f"{where} has no models yet: ollama pull llama3.2", error=not models)
+
+    # --- turns -------------------------------------------------------------------------------------
+
+    async def on_chat_input_submitted(self, event: ChatInput.Submitted) -> None:
+        prompt = event.text.strip()
+        if not prompt:
+            return
+        if self._current is not None:
+            self.notify("Still answering: Esc stops it first", severity="warning", timeout=3)
+            return
+        model = self.model
+        if not model:
+            self.notify("No model to ask: pick one, or pull one with `ollama pull llama3.2`", severity="warning",
+                        markup=False)
+            return
+        self.query_one(ChatInput).clear()
+        turn = ChatTurn(prompt)
+        await self.query_one("#chat-turns", VerticalScroll).mount(turn)
+        self._current = turn
+        turn.set_status(f"asking {model}…")
+        self.run_turn(turn, model, prompt)
+
+    @work(group="chat", exclusive=True, exit_on_error=False)
+    async def run_turn(self, turn: ChatTurn, model: str, prompt: str) -> None:
+        scroll = self.query_one("#chat-turns", VerticalScroll)
+        markdown = turn.query_one(Markdown)
+        stream = Markdown.get_stream(markdown)
+        slow = self.set_timer(SLOW_SECONDS, lambda: turn.set_status(
+            f"waiting for {model} (loading the model can take a while)… Esc stops"))
+        try:
+            async for event in self.session.turn(model, prompt):
+                if isinstance(event, TurnStarted):
+                    turn.trace_id = event.trace_id
+                elif isinstance(event, Delta):
+                    slow.stop()
+                    turn.answer += event.text
+                    await stream.write(safe_text(event.text, multiline=True))
+                    if scroll.is_vertical_scroll_end or scroll.max_scroll_y - scroll.scroll_y < 3:
+                        scroll.scroll_end(animate=False)
+                elif isinstance(event, TurnFinished):
+                    turn.set_status(describe_stats(event.stats))
+                elif isinstance(event, TurnFailed):
+                    turn.set_status(event.message + "  (Ctrl+T shows the trace)", error=True)
+        finally:
+            slow.stop()
+            await stream.stop()
+            self._current = None
+            scroll.scroll_end(animate=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """One place turns worker failures into visible text, never a traceback (as harlequin does)."""
+        if event.worker.group == "chat" and event.state is WorkerState.ERROR:
+            self._current = None
+            self.notify(f"Chat failed: {event.worker.error}", severity="error", markup=False)
+        if event.worker.group == "ollama-watch" and event.state is WorkerState.ERROR:
+            self._set_connection(f"Lost track of Ollama: {event.worker.error}", error=True)
+
+    # --- actions -----------------------------------------------------------------------------------
+
+    def action_stop(self) -> None:
+        """Esc: stop the answer in flight (its prompt goes back into the input); otherwise leave the pane."""
+        turn = self._current
+        if turn is None:
+            self.post_message(self.ShowTrace(""))  # "" = just go back to the trace list
+            return
+        self.workers.cancel_group(self, "chat")
+        self._current = None
+        turn.set_status("stopped" + (" · Ctrl+T shows the trace" if turn.trace_id else ""), error=True)
+        chat_input = self.query_one(ChatInput)
+        chat_input.text = turn.prompt
+        chat_input.move_cursor(chat_input.document.end)
+
+    def action_new_conversation(self) -> None:
+        if self._current is not None:
+            self.action_stop()
+        self.session.new_conversation()
+        self.query_one("#chat-turns", VerticalScroll).remove_children()
+        self.notify("New conversation", timeout=2)
+
+    def action_show_trace(self) -> None:
+        turns = [t for t in self.query(ChatTurn) if t.trace_id]
+        if not turns:
+            self.notify("No chat turn has a trace yet", timeout=2)
+            return
+        self.post_message(self.ShowTrace(turns[-1].trace_id or ""))
+
+    def focus_input(self) -> None:
+        self.screen.set_focus(self.query_one(ChatInput))
