@@ -69,11 +69,16 @@ class OllamaTuiApp(App[int]):
         super().__init__()
         self.receivers = receivers
         self.store = store
-        self.chat = chat
-        self.model = model
         self.clock = clock
         #: Set once the user opens or closes the chat pane; from then on the width no longer decides.
         self._chat_toggled = False
+        # Held directly, not queried: timers may still fire while the screen is being torn down.
+        self._status_line = StatusLine(id="status")
+        self._trace_list = TraceList(store, empty_help=self._empty_help, clock=clock, id="traces")
+        self._detail = DetailPane(id="detail")
+        self._filter = Input(placeholder="filter: service, span name, model, attribute values, prompt text  "
+                                         "(Enter keeps it, Esc clears)", id="filter")
+        self._chat_pane = ChatPane(chat, model=model, id="chat") if chat is not None else None
         self.paused = False
         self._pending = StoreChanges()
         self._added_at_pause = 0
@@ -83,14 +88,13 @@ class OllamaTuiApp(App[int]):
     # --- layout ----------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield StatusLine(id="status")
+        yield self._status_line
         with Horizontal(id="main"):
-            yield TraceList(self.store, empty_help=self._empty_help, clock=self.clock, id="traces")
-            yield DetailPane(id="detail")
-            if self.chat is not None:
-                yield ChatPane(self.chat, model=self.model, id="chat")
-        yield Input(placeholder="filter: service, span name, model, attribute values, prompt text  (Esc clears)",
-                    id="filter")
+            yield self._trace_list
+            yield self._detail
+            if self._chat_pane is not None:
+                yield self._chat_pane
+        yield self._filter
         yield Footer()
 
     def _empty_help(self) -> list[str]:
@@ -104,11 +108,11 @@ class OllamaTuiApp(App[int]):
 
     @property
     def trace_list(self) -> TraceList:
-        return self.query_one(TraceList)
+        return self._trace_list
 
     @property
     def detail(self) -> DetailPane:
-        return self.query_one(DetailPane)
+        return self._detail
 
     def on_mount(self) -> None:
         self.run_worker(pump(self.receivers.queue, self.store), name="ingest", group="ingest", exit_on_error=True)
@@ -124,8 +128,8 @@ class OllamaTuiApp(App[int]):
         self._auto_show_chat()
 
     def _auto_show_chat(self) -> None:
-        if self.chat is not None and not self._chat_toggled:
-            self.query_one(ChatPane).display = self.size.width >= CHAT_AUTO_WIDTH
+        if self._chat_pane is not None and not self._chat_toggled:
+            self._chat_pane.display = self.size.width >= CHAT_AUTO_WIDTH
 
     # --- live updates ----------------------------------------------------------------------------
 
@@ -160,7 +164,7 @@ class OllamaTuiApp(App[int]):
             self._spans_per_second = (stats.spans_accepted - accepted) / (now - then)
             self._rate_sample = (now, stats.spans_accepted)
         index = self.trace_list.index
-        self.query_one(StatusLine).show(
+        self._status_line.show(
             Status(
                 listening=self.receivers.addresses,
                 traces=len(self.store),
@@ -180,9 +184,7 @@ class OllamaTuiApp(App[int]):
     # --- messages --------------------------------------------------------------------------------
 
     def on_trace_list_selection_changed(self, event: TraceList.SelectionChanged) -> None:
-        # A selection message may still be queued while the app shuts down and its widgets go.
-        for detail in self.query(DetailPane):
-            detail.show(event.trace_list.current)
+        self.detail.show(event.trace_list.current)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
@@ -198,11 +200,11 @@ class OllamaTuiApp(App[int]):
         if action == "filter":
             return not (isinstance(self.focused, (Input, TextArea)) or self.screen.is_modal)
         if action in ("filter_done", "filter_clear"):
-            return self.focused is self.query_one("#filter", Input)
+            return self.focused is self._filter
         return True
 
     def action_filter(self) -> None:
-        filter_input = self.query_one("#filter", Input)
+        filter_input = self._filter
         filter_input.add_class("visible")
         # Focus now, not on the next loop turn (Widget.focus defers): "/chat" typed or pasted in one
         # burst must reach the input, not run "c" (clear) and "h" on the list.
@@ -210,13 +212,13 @@ class OllamaTuiApp(App[int]):
 
     def action_filter_done(self) -> None:
         """Enter: keep the filter and go back to the list (hide the input if it is empty)."""
-        filter_input = self.query_one("#filter", Input)
+        filter_input = self._filter
         if not filter_input.value:
             filter_input.remove_class("visible")
         self.screen.set_focus(self.trace_list)
 
     def action_filter_clear(self) -> None:
-        filter_input = self.query_one("#filter", Input)
+        filter_input = self._filter
         filter_input.value = ""
         self.trace_list.refilter(text="")
         filter_input.remove_class("visible")
@@ -246,27 +248,27 @@ class OllamaTuiApp(App[int]):
     def action_switch_pane(self) -> None:
         """Tab cycles the trace list → the active detail tab → the chat input (when shown)."""
         order = [self.trace_list, self.detail.active_list]
-        if self.chat is not None and self.query_one(ChatPane).display:
-            order.append(self.query_one(ChatInput))
+        if self._chat_pane is not None and self._chat_pane.display:
+            order.append(self._chat_pane.query_one(ChatInput))
         current = next((i for i, w in enumerate(order) if w.has_focus), -1)
         self.screen.set_focus(order[(current + 1) % len(order)])
 
     def action_ask(self) -> None:
         """Open the chat pane (if closed) and put the cursor in its prompt."""
-        if self.chat is None:
+        pane = self._chat_pane
+        if pane is None:
             self.notify("The chat pane is off (--no-chat)", timeout=3)
             return
-        pane = self.query_one(ChatPane)
         if not pane.display:
             self._chat_toggled = True
             pane.display = True
         pane.focus_input()
 
     def action_toggle_chat(self) -> None:
-        if self.chat is None:
+        pane = self._chat_pane
+        if pane is None:
             self.notify("The chat pane is off (--no-chat)", timeout=3)
             return
-        pane = self.query_one(ChatPane)
         self._chat_toggled = True
         pane.display = not pane.display
         if pane.display:
@@ -344,8 +346,8 @@ class OllamaTuiApp(App[int]):
         yield SystemCommand("Open value", "Show the selected value full screen", self.action_open_value)
         yield SystemCommand("Copy value", "Copy the selected value, prompt or completion", self.action_copy_value)
         yield SystemCommand("Help", "Every key binding", self.action_help)
-        if self.chat is not None:
+        if self._chat_pane is not None:
             yield SystemCommand("Chat: ask", "Open the chat pane and type a prompt", self.action_ask)
             yield SystemCommand("Chat: show or hide the pane", "Toggle the chat pane", self.action_toggle_chat)
             yield SystemCommand("Chat: new conversation", "Forget the conversation so far",
-                                self.query_one(ChatPane).action_new_conversation)
+                                self._chat_pane.action_new_conversation)
