@@ -31,3 +31,6 @@ clean:
 
 screenshots: $(VENV)/.installed-test  ## regenerate screenshots/*.svg from real app states
 	$(BIN)/python screenshots/make_screenshots.py
+
+bench: $(VENV)/.installed-test  ## the benchmark suite (takes a few minutes; ARGS=--quick for a smoke run)
+	$(BIN)/python bench/run.py $(ARGS)

@@ -18,8 +18,6 @@ from demo_store import CLOCK_NOW, demo_store  # noqa: E402
 from fake_ollama import FakeOllama  # noqa: E402
 from tui.app.app import OllamaTuiApp  # noqa: E402
 from tui.app.widgets.chat import ChatTurn  # noqa: E402
-from tui.chat.session import ChatSession  # noqa: E402
-from tui.chat.tracing import chat_tracer_provider  # noqa: E402
 from tui.receiver import OtlpReceivers, ReceiverConfig  # noqa: E402
 
 SIZE = (150, 40)
@@ -53,9 +51,7 @@ async def shoot_chat(name: str = "chat.svg") -> None:
     fake = await FakeOllama(answer=[w + " " for w in (
         "Rayleigh scattering: air molecules scatter **short** (blue) wavelengths of sunlight far more than "
         "long (red) ones, so blue light reaches your eyes from every direction.").split()]).start()
-    receivers = OtlpReceivers(ReceiverConfig())
-    session = ChatSession(fake.url, chat_tracer_provider(receivers.ingest))
-    app = OllamaTuiApp(receivers, demo_store(), chat=session)
+    app = OllamaTuiApp(OtlpReceivers(ReceiverConfig()), demo_store(), chat_host=fake.url)
     try:
         async with app.run_test(size=(200, 45)) as pilot:
             while app.query_one("#chat").model is None:
@@ -67,7 +63,6 @@ async def shoot_chat(name: str = "chat.svg") -> None:
             await pilot.pause(0.3)
             app.save_screenshot(name, str(HERE))
     finally:
-        await session.close()
         await fake.stop()
     print(f"wrote screenshots/{name}")
 

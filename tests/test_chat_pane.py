@@ -14,8 +14,7 @@ from tui.app import app as app_module
 from tui.app.app import OllamaTuiApp
 from tui.app.widgets import chat as chat_module
 from tui.app.widgets.chat import ChatInput, ChatTurn
-from tui.chat.session import ChatSession
-from tui.chat.tracing import CHAT_SERVICE, chat_tracer_provider
+from tui.chat.tracing import CHAT_SERVICE
 
 SIZE = (200, 50)
 QUESTION = "Why is the sky blue?"
@@ -35,8 +34,7 @@ async def receivers() -> AsyncIterator[Running]:
 
 
 def make_app(running: Running, host: str, model: str | None = None) -> OllamaTuiApp:
-    session = ChatSession(host, chat_tracer_provider(running.receivers.ingest))
-    return OllamaTuiApp(running.receivers, running.store, chat=session, model=model)
+    return OllamaTuiApp(running.receivers, running.store, chat_host=host, model=model)
 
 
 def connection(app: OllamaTuiApp) -> str:

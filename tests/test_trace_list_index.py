@@ -83,3 +83,32 @@ def test_trace_tokens_count_each_call_once() -> None:
     index = TraceListIndex(store)
     summary = index.summary(store.get("a" * 32))
     assert (summary.model, summary.tokens_in, summary.tokens_out) == ("llama", 30, 6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_progressive_filter_scan_ends_equal_to_a_full_filter(seed: int) -> None:
+    """Scanning in slices while spans keep arriving and traces get evicted ends where a full scan does."""
+    rng = random.Random(seed)
+    store = TraceStore(max_spans=400)
+    index = TraceListIndex(store)
+    trace_ids = [format(i, "032x") for i in range(1, 200)]
+    for step in range(150):
+        store.add_spans([random_span(rng, trace_ids, step) for _ in range(4)])
+    index.apply(store.drain_changes())
+    index.set_filter(rng.choice(["alpha", "qwen", "gamma", "zzz"]), rng.random() < 0.3, scan=False)
+    steps = 0
+    while not index.scan_done:
+        index.continue_scan(0.0, until_rows=rng.randrange(1, 20))
+        if rng.random() < 0.5:
+            store.add_spans([random_span(rng, trace_ids, steps) for _ in range(3)])
+            index.apply(store.drain_changes())
+        steps += 1
+        # Rows already shown are final: the newest matches, in order, never moved by the scan.
+        shown = all_keys(index)
+        assert shown == sorted(shown, key=lambda key: -store.get(key[0]).seq)
+    assert all_keys(index) == all_keys(fresh_copy(index))
+    narrower = index.filter_text + "a" if index.filter_text != "zzz" else "zzz"
+    index.set_filter(narrower, scan=False)
+    while not index.scan_done:
+        index.continue_scan(0.0, until_rows=5)
+    assert all_keys(index) == all_keys(fresh_copy(index))

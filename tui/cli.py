@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from tui import __version__
+from tui.gc_policy import tune_gc
 
 DEFAULT_MAX_SPANS = 500_000
 EXIT_USAGE = 2
@@ -108,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--no-grpc and --no-http together leave nothing to receive spans")
     # gRPC's C core logs bind failures to stderr itself; we report them in one line instead.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    tune_gc()
     from tui.receiver import PortUnavailable
 
     config = receiver_config(args)

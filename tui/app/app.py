@@ -23,12 +23,22 @@ from tui.app.widgets.chat import ChatInput, ChatPane
 from tui.app.widgets.detail import DetailList, DetailPane
 from tui.app.widgets.status_line import Status, StatusLine
 from tui.app.widgets.trace_list import TraceList
-from tui.chat.session import ChatSession
+from tui.gc_policy import FullCollector
 from tui.model.store import StoreChanges, TraceStore
 from tui.receiver import OtlpReceivers, pump
+from tui.receiver.ingest import BACK_PRESSURE
 
 TICK_SECONDS = 0.05
 STATUS_SECONDS = 0.5
+#: While traces stream in, the detail of the (moving) selection is rebuilt at most this often:
+#: rebuilding it on every tick cost more than everything else under load.
+LIVE_DETAIL_SECONDS = 0.5
+#: Under a flood (more than BUSY_SPANS_PER_TICK new spans a tick) the list is redrawn every
+#: BUSY_TICKS ticks (5 Hz) instead of every tick, leaving the CPU to the receivers.
+BUSY_SPANS_PER_TICK = 2_000
+BUSY_TICKS = 4
+#: The header says "overloaded" for this long after the last back-pressure answer.
+OVERLOAD_SECONDS = 3.0
 #: The chat pane opens by itself when the terminal is at least this wide (else: "a" or F2).
 CHAT_AUTO_WIDTH = 180
 
@@ -62,7 +72,7 @@ class OllamaTuiApp(App[int]):
         receivers: OtlpReceivers,
         store: TraceStore,
         *,
-        chat: ChatSession | None = None,
+        chat_host: str | None = None,
         model: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -78,11 +88,19 @@ class OllamaTuiApp(App[int]):
         self._detail = DetailPane(id="detail")
         self._filter = Input(placeholder="filter: service, span name, model, attribute values, prompt text  "
                                          "(Enter keeps it, Esc clears)", id="filter")
-        self._chat_pane = ChatPane(chat, model=model, id="chat") if chat is not None else None
+        self._chat_pane = ChatPane(chat_host, model=model, id="chat") if chat_host is not None else None
+        self._chat_session = None
         self.paused = False
         self._pending = StoreChanges()
         self._added_at_pause = 0
         self._rate_sample = (time.monotonic(), 0)
+        self._detail_stale = False
+        self._detail_shown_at = 0.0
+        self._ticks = 0
+        self._applied_spans = 0
+        self._refused_seen = 0
+        self._refused_at = -OVERLOAD_SECONDS
+        self._collector = FullCollector()
         self._spans_per_second = 0.0
 
     # --- layout ----------------------------------------------------------------------------------
@@ -123,6 +141,21 @@ class OllamaTuiApp(App[int]):
         self._update_status()
         self.detail.show(None)
         self._auto_show_chat()
+        if self._chat_pane is not None:
+            self.call_after_refresh(self._start_chat)
+
+    def _start_chat(self) -> None:
+        """Import the Ollama client stack and connect, once the first frame is on screen."""
+        from tui.chat.session import ChatSession
+        from tui.chat.tracing import chat_tracer_provider
+
+        assert self._chat_pane is not None
+        self._chat_session = ChatSession(self._chat_pane.host, chat_tracer_provider(self.receivers.ingest))
+        self._chat_pane.attach(self._chat_session)
+
+    async def on_unmount(self) -> None:
+        if self._chat_session is not None:
+            await self._chat_session.close()
 
     def on_resize(self) -> None:
         self._auto_show_chat()
@@ -135,6 +168,14 @@ class OllamaTuiApp(App[int]):
 
     def _tick(self) -> None:
         """Apply everything the store changed since the last tick, as one update."""
+        if not self.trace_list.index.scan_done:
+            self.trace_list.continue_filter()
+            self._update_status()
+        self._ticks += 1
+        arrived = self.store.spans_added - self._applied_spans
+        if arrived > BUSY_SPANS_PER_TICK and self._ticks % BUSY_TICKS:
+            return  # a flood: redraw at 5 Hz; the changes keep accumulating in the store meanwhile
+        self._applied_spans = self.store.spans_added
         changes = self.store.drain_changes()
         if self.paused:
             self._pending.updated |= changes.updated
@@ -148,21 +189,32 @@ class OllamaTuiApp(App[int]):
             self._pending = StoreChanges()
         if changes:
             self._apply(changes)
+        if self._detail_stale and time.monotonic() - self._detail_shown_at >= LIVE_DETAIL_SECONDS:
+            self._show_detail()
 
     def _apply(self, changes: StoreChanges) -> None:
         trace_list = self.trace_list
         trace_list.apply_changes(changes)
         selected = trace_list.selected
         if selected is not None and (selected[0] in changes.updated or changes.cleared):
-            self.detail.show(trace_list.current)
+            self._detail_stale = True
+
+    def _show_detail(self) -> None:
+        self._detail_stale = False
+        self._detail_shown_at = time.monotonic()
+        self.detail.show(self.trace_list.current)
 
     def _update_status(self) -> None:
+        self._collector.poll(self.store.spans_added)
         stats = self.receivers.stats
         now = time.monotonic()
         then, accepted = self._rate_sample
         if now - then >= 0.25:
             self._spans_per_second = (stats.spans_accepted - accepted) / (now - then)
             self._rate_sample = (now, stats.spans_accepted)
+        refused = stats.spans_rejected[BACK_PRESSURE]
+        if refused != self._refused_seen:
+            self._refused_seen, self._refused_at = refused, now
         index = self.trace_list.index
         self._status_line.show(
             Status(
@@ -178,13 +230,18 @@ class OllamaTuiApp(App[int]):
                 shown=index.trace_count,
                 filter_text=index.filter_text,
                 errors_only=index.errors_only,
+                scanned=index.scan_progress,
+                overloaded=now - self._refused_at < OVERLOAD_SECONDS,
             )
         )
 
     # --- messages --------------------------------------------------------------------------------
 
     def on_trace_list_selection_changed(self, event: TraceList.SelectionChanged) -> None:
-        self.detail.show(event.trace_list.current)
+        if event.live:
+            self._detail_stale = True  # shown by the tick, at most every LIVE_DETAIL_SECONDS
+        else:
+            self._show_detail()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
@@ -316,7 +373,7 @@ class OllamaTuiApp(App[int]):
                 self.store.clear()
                 self._pending = StoreChanges()
                 self._apply(self.store.drain_changes())
-                self.detail.show(None)
+                self._show_detail()
                 self._update_status()
 
         self.push_screen(ConfirmScreen(f"Clear all {len(self.store):,} traces from memory?"), answer)

@@ -12,7 +12,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,57 +22,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from tui.chat.events import Delta, TurnEvent, TurnFailed, TurnFinished, TurnStarted, TurnStats
 from tui.chat.tracing import TracedAsyncClient
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _OLLAMA_TIMINGS = ("load_duration", "prompt_eval_duration", "eval_duration", "total_duration")
-
-
-@dataclass(frozen=True, slots=True)
-class TurnStarted:
-    """First event of every turn: the id of the trace it is recorded in."""
-
-    trace_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Delta:
-    """A piece of the answer, as it streams."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class TurnStats:
-    """What the final chunk said, plus what we measured; shown under the turn when it finishes."""
-
-    trace_id: str
-    model: str
-    done_reason: str
-    input_tokens: int | None
-    output_tokens: int | None
-    time_to_first_token_s: float | None
-    tokens_per_second: float | None
-    timings_ns: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class TurnFinished:
-    content: str
-    stats: TurnStats
-
-
-@dataclass(frozen=True, slots=True)
-class TurnFailed:
-    """The turn ended without an answer; ``message`` is for the user, ``error_type`` for the span."""
-
-    message: str
-    error_type: str
-    trace_id: str
-    partial: str = ""
-
-
-TurnEvent = TurnStarted | Delta | TurnFinished | TurnFailed
 
 
 class ChatSession:

@@ -8,6 +8,7 @@ import signal
 import sys
 
 from tui.console.printer import JsonLinesPrinter, TreePrinter
+from tui.gc_policy import FullCollector
 from tui.model.store import TraceStore
 from tui.receiver import OtlpReceivers, ReceiverConfig, ReceiverStats, SpanQueue, pump
 
@@ -58,9 +59,11 @@ def _drain_json(queue: SpanQueue, printer: JsonLinesPrinter) -> None:
 
 async def _print_trees(queue: SpanQueue, store: TraceStore, printer: TreePrinter, stop: asyncio.Event) -> None:
     pumping = asyncio.create_task(pump(queue, store))
+    collector = FullCollector()
     try:
         while not stop.is_set():
             printer.poll()
+            collector.poll(store.spans_added)
             await asyncio.sleep(POLL_SECONDS)
     finally:
         pumping.cancel()

@@ -158,8 +158,13 @@ class GenAIView:
         return view
 
 
+_LLM_MARKERS = (b"gen_ai.", b"llm.")
+
+
 def is_llm_span(span: Span) -> bool:
     """Cheap test used for every row: any GenAI / OpenInference attribute or GenAI event."""
+    if not span.may_contain(*_LLM_MARKERS):
+        return False  # decided from the raw bytes: no attribute or event names a GenAI key
     for key in span.attributes:
         if key.startswith(("gen_ai.", "llm.")) or key == "openinference.span.kind" and span.attributes[key] == "LLM":
             return True
@@ -424,18 +429,43 @@ def _ollama_timings(a: Attributes) -> dict[str, float]:
     return timings
 
 
-def summarize(views: Iterable[GenAIView]) -> tuple[str, int | None, int | None]:
+#: Byte strings one of which any span with a model name or token counts carries in its payload.
+USAGE_MARKERS = (b"gen_ai.usage.", b"gen_ai.request.model", b"gen_ai.response.model", b"llm.model_name",
+                 b"llm.usage.", b"llm.token_count.", b"llm.request.model", b"llm.response.model")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSummary:
+    """Model and token counts of one LLM span: what a trace row needs, without parsing messages."""
+
+    model: str
+    input_tokens: int | None
+    output_tokens: int | None
+
+    @classmethod
+    def from_span(cls, span: Span) -> UsageSummary:
+        a = span.attributes
+        model = _first_str(a, "gen_ai.response.model", "llm.response.model", "gen_ai.request.model",
+                           "llm.model_name", "llm.request.model")
+        return cls(model,
+                   _first_int(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+                              "llm.usage.prompt_tokens", "llm.token_count.prompt"),
+                   _first_int(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+                              "llm.usage.completion_tokens", "llm.token_count.completion"))
+
+
+def summarize(usages: Iterable[UsageSummary]) -> tuple[str, int | None, int | None]:
     """Model and summed input/output tokens over a trace's LLM spans, for its row in the list."""
     model = ""
     tokens_in: int | None = None
     tokens_out: int | None = None
-    for view in views:
-        model = model or view.model
-        if view.input_tokens is not None:
-            tokens_in = (tokens_in or 0) + view.input_tokens
-        if view.output_tokens is not None:
-            tokens_out = (tokens_out or 0) + view.output_tokens
+    for usage in usages:
+        model = model or usage.model
+        if usage.input_tokens is not None:
+            tokens_in = (tokens_in or 0) + usage.input_tokens
+        if usage.output_tokens is not None:
+            tokens_out = (tokens_out or 0) + usage.output_tokens
     return model, tokens_in, tokens_out
 
 
-__all__ = ["Event", "GenAIView", "Message", "ToolCall", "is_llm_span", "summarize"]
+__all__ = ["USAGE_MARKERS", "Event", "GenAIView", "Message", "ToolCall", "UsageSummary", "is_llm_span", "summarize"]

@@ -185,18 +185,28 @@ class Span:
 
     @property
     def search_bytes(self) -> bytes:
-        """Lower-cased bytes the filter searches: the serialised payload (every string in it), or,
-        for a span built in code, its name and string values. Computed once."""
+        """Lower-cased bytes the filter searches: every string of the span (name, attribute keys and
+        values, events). For a received span that is its serialised payload, lowered on each call
+        rather than kept: a lowered copy of every span would almost double the memory per span,
+        and lowering costs well under a microsecond. (``bytes.lower`` folds ASCII letters only.)"""
+        if self._payload is not None:
+            return self._payload.lower()
         if self._search is None:
-            if self._payload is not None:
-                self._search = self._payload.lower()
-            else:
-                parts = [self.name, *_strings(self.attributes.values())]
-                for event in self.events:
-                    parts.append(event.name)
-                    parts.extend(_strings(event.attributes.values()))
-                self._search = "\n".join(parts).lower().encode()
+            parts = [self.name, *_strings(self.attributes.values())]
+            for event in self.events:
+                parts.append(event.name)
+                parts.extend(_strings(event.attributes.values()))
+            self._search = "\n".join(parts).lower().encode()
         return self._search
+
+    def may_contain(self, *needles: bytes) -> bool:
+        """False only when the span's serialised payload provably contains none of ``needles``.
+
+        Lets cheap questions ("any ``gen_ai.`` attribute?") skip decoding the attributes of the
+        many spans that have none.
+        """
+        payload = self._payload
+        return payload is None or any(needle in payload for needle in needles)
 
     @property
     def duration_ns(self) -> int:

@@ -52,7 +52,7 @@ class Trace:
         self.spans[span.span_id] = span
         self.version += 1
         if previous is not None:
-            self._recompute_summary()
+            self._replace_in_summary(previous, span)
             return True
         if len(self.spans) == 1:
             self.start_ns, self.end_ns = span.start_ns, span.end_ns
@@ -64,13 +64,22 @@ class Trace:
             self.true_root = span
         return False
 
-    def _recompute_summary(self) -> None:
-        spans = self.spans.values()
-        self.start_ns = min(s.start_ns for s in spans)
-        self.end_ns = max(s.end_ns for s in spans)
-        self.error_count = sum(s.is_error for s in spans)
-        roots = [s for s in spans if not s.parent_span_id]
-        self.true_root = min(roots, key=_start_key) if roots else None
+    def _replace_in_summary(self, old: Span, new: Span) -> None:
+        """A re-sent span: adjust the summary, rescanning the trace only when a bound may have moved."""
+        self.error_count += new.is_error - old.is_error
+        if old.start_ns <= self.start_ns and new.start_ns > old.start_ns or (
+            old.end_ns >= self.end_ns and new.end_ns < old.end_ns
+        ):
+            spans = self.spans.values()
+            self.start_ns = min(s.start_ns for s in spans)
+            self.end_ns = max(s.end_ns for s in spans)
+        else:
+            self.start_ns = min(self.start_ns, new.start_ns)
+            self.end_ns = max(self.end_ns, new.end_ns)
+        if self.true_root is old or (not new.parent_span_id and (
+                self.true_root is None or new.start_ns < self.true_root.start_ns)):
+            roots = [s for s in self.spans.values() if not s.parent_span_id]
+            self.true_root = min(roots, key=_start_key) if roots else None
 
     @property
     def span_count(self) -> int:

@@ -8,10 +8,11 @@ never a walk over everything stored. Pure Python: unit-tested and benchmarked wi
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+import time
+from bisect import bisect_left
 from dataclasses import dataclass
 
-from tui.model.genai import GenAIView, is_llm_span, summarize
+from tui.model.genai import USAGE_MARKERS, GenAIView, UsageSummary, is_llm_span, summarize
 from tui.model.span import Span
 from tui.model.store import StoreChanges, Trace, TraceStore, TreeRow
 from tui.model.text import tree_guides
@@ -69,8 +70,12 @@ class TraceListIndex:
         self._seq_of: dict[str, int] = {}
         self._expanded: dict[str, _Expansion] = {}
         self._expanded_order: list[tuple[int, str]] = []  # (seq, id), newest first
-        self._search_text: dict[str, tuple[int, str]] = {}
         self._summaries: dict[str, tuple[int, TraceSummary]] = {}
+        #: Traces the current filter has not looked at yet, oldest first (scanned from the end).
+        self._pending: list[Trace] = []
+        #: Expanded traces hidden by a filter change, re-expanded if they match again.
+        self._want_expanded: set[str] = set()
+        self._needle = b""
         self.rebuild()
 
     # --- size and lookup -------------------------------------------------------------------------
@@ -160,65 +165,125 @@ class TraceListIndex:
         self._expanded_order = sorted(((self._seq_of[t], t) for t in self._expanded), reverse=True)
 
     # --- filtering -------------------------------------------------------------------------------
+    #
+    # A filter over a million spans cannot be decided in one frame (scanning ~1 GB of span text
+    # takes about half a second here), so it is scanned newest first, in slices: the rows on screen
+    # are final as soon as enough matches are found, and the rest of the list fills in below them
+    # while the UI keeps running. A narrower filter (the next keystroke) scans only what matched.
 
-    def set_filter(self, text: str | None = None, errors_only: bool | None = None) -> None:
+    def set_filter(self, text: str | None = None, errors_only: bool | None = None, *, scan: bool = True) -> None:
+        """Change the filter; with ``scan`` it completes now, otherwise call :meth:`continue_scan`."""
+        old_text, old_errors, was_done = self.filter_text, self.errors_only, self.scan_done
         if text is not None:
             self.filter_text = text.strip().lower()
         if errors_only is not None:
             self.errors_only = errors_only
-        self.rebuild()
+        self._needle = self.filter_text.encode()
+        narrower = (was_done and self.filter_text.startswith(old_text) and (self.errors_only or not old_errors)
+                    and (old_text or old_errors))
+        candidates = [t for t in (self.store.get(i) for i in self._ids) if t is not None] if narrower else None
+        self._want_expanded |= set(self._expanded)
+        self._reset_members()
+        if not self.filter_text and not self.errors_only:
+            self._pending = []
+            self._take_all()
+        else:
+            self._pending = candidates if candidates is not None else list(self.store)
+        if scan:
+            self.continue_scan(None)
+
+    @property
+    def scan_done(self) -> bool:
+        return not self._pending
+
+    @property
+    def scan_progress(self) -> float:
+        """Share of the store the current filter has looked at (1.0 when done)."""
+        total = len(self.store)
+        return 1.0 if not self._pending or not total else 1.0 - len(self._pending) / total
+
+    def continue_scan(self, budget_s: float | None, until_rows: int | None = None) -> None:
+        """Scan pending traces newest first for ``budget_s`` seconds (None: to the end), stopping
+        early once ``until_rows`` rows are shown."""
+        pending = self._pending
+        deadline = None if budget_s is None else time.perf_counter() + budget_s
+        found: list[Trace] = []
+        checked = 0
+        while pending:
+            trace = pending.pop()
+            if self.store.get(trace.trace_id) is not trace or trace.trace_id in self._seq_of:
+                continue  # evicted since, or already added by a live update
+            if self.matches(trace):
+                found.append(trace)
+            checked += 1
+            if checked % 64 == 0:
+                if deadline is not None and time.perf_counter() > deadline:
+                    break
+                if until_rows is not None and len(self._ids) + len(found) >= until_rows:
+                    break
+        self._add_scanned(found)
+
+    def _add_scanned(self, found: list[Trace]) -> None:
+        """Add matches found newest first; normally all older than every member, so one prepend."""
+        if not found:
+            return
+        found.reverse()
+        if not self._seqs or found[-1].seq < self._seqs[0]:
+            self._ids[0:0] = [t.trace_id for t in found]
+            self._seqs[0:0] = [t.seq for t in found]
+            for trace in found:
+                self._seq_of[trace.trace_id] = trace.seq
+        else:
+            for trace in found:
+                self._insert(trace)
+        wanted = [t.trace_id for t in found if t.trace_id in self._want_expanded]
+        for trace_id in wanted:
+            self._want_expanded.discard(trace_id)
+            self.expand(trace_id)
 
     def matches(self, trace: Trace) -> bool:
         if self.errors_only and not trace.has_error:
             return False
-        return not self.filter_text or self.filter_text in self._text_of(trace)
-
-    def _text_of(self, trace: Trace) -> str:
-        """Lower-cased searchable text of a trace (services, names, string values), cached per version."""
-        cached = self._search_text.get(trace.trace_id)
-        if cached is not None and cached[0] == trace.version:
-            return cached[1]
-        parts: list[str] = []
-        services: set[str] = set()
+        if not self.filter_text:
+            return True
+        needle, text = self._needle, self.filter_text
+        resources: set[int] = set()
         for span in trace.spans.values():
-            parts.append(span.name)
-            services.add(span.service_name)
-            _collect_strings(span.attributes.values(), parts)
-            for event in span.events:
-                parts.append(event.name)
-                _collect_strings(event.attributes.values(), parts)
-        parts.extend(services)
-        text = "\n".join(parts).lower()
-        self._search_text[trace.trace_id] = (trace.version, text)
-        return text
+            if needle in span.search_bytes:
+                return True
+            if id(span.resource) not in resources:
+                resources.add(id(span.resource))
+                if text in span.resource.service_name.lower():
+                    return True
+        return False
 
     # --- applying changes --------------------------------------------------------------------------
 
     def rebuild(self) -> None:
-        """Recompute membership from scratch (after a filter change or a clear)."""
-        self._ids = []
-        self._seqs = []
-        self._seq_of = {}
-        for trace in self.store:
-            if self.matches(trace):
-                self._ids.append(trace.trace_id)
-                self._seqs.append(trace.seq)
-                self._seq_of[trace.trace_id] = trace.seq
-        self._search_text = {k: v for k, v in self._search_text.items() if k in self.store}
-        for trace_id in [t for t in self._expanded if t not in self._seq_of]:
-            del self._expanded[trace_id]
-        for trace_id in self._expanded:
-            trace = self.store.get(trace_id)
-            assert trace is not None
-            self._expanded[trace_id] = _Expansion.of(trace)
-        self._order_expanded()
+        """Recompute membership from scratch, completely (after a clear; tests compare against it)."""
+        self.set_filter(self.filter_text, self.errors_only)
+
+    def _reset_members(self) -> None:
+        self._ids, self._seqs, self._seq_of = [], [], {}
+        self._expanded.clear()
+        self._expanded_order = []
+
+    def _take_all(self) -> None:
+        """No filter: every trace is a member (no scan needed)."""
+        traces = list(self.store)
+        self._ids = [t.trace_id for t in traces]
+        self._seqs = [t.seq for t in traces]
+        self._seq_of = dict(zip(self._ids, self._seqs))
+        for trace_id in [t for t in self._want_expanded if t in self._seq_of]:
+            self._want_expanded.discard(trace_id)
+            self.expand(trace_id)
 
     def apply(self, changes: StoreChanges) -> None:
         """Bring the index up to date with one change set from :meth:`TraceStore.drain_changes`."""
         if changes.cleared:
-            self._expanded.clear()
+            self._want_expanded.clear()
             self._summaries.clear()
-            self._search_text.clear()
+            self._reset_members()
             self.rebuild()
         if changes.evicted:
             self._remove_evicted(changes.evicted)
@@ -231,6 +296,9 @@ class TraceListIndex:
             if self.matches(trace):
                 if not member:
                     self._insert(trace)
+                    if trace_id in self._want_expanded:
+                        self._want_expanded.discard(trace_id)
+                        self.expand(trace_id)
                 elif trace_id in self._expanded:
                     self._expanded[trace_id] = _Expansion.of(trace)
             elif member:
@@ -267,8 +335,8 @@ class TraceListIndex:
         for trace_id in evicted:
             if trace_id in self._seq_of:  # not in the prefix (cannot happen with oldest-first eviction)
                 self._remove(trace_id)
-            self._search_text.pop(trace_id, None)
             self._summaries.pop(trace_id, None)
+            self._want_expanded.discard(trace_id)
         gone = [t for t in self._expanded if t in evicted]
         for trace_id in gone:
             del self._expanded[trace_id]
@@ -282,33 +350,22 @@ class TraceListIndex:
         cached = self._summaries.get(trace.trace_id)
         if cached is not None and cached[0] == trace.version:
             return cached[1]
-        summary = TraceSummary(*summarize(view for _, view in innermost_llm_spans(trace)))
+        summary = TraceSummary(*summarize(UsageSummary.from_span(span) for span in usage_spans(trace)))
         self._summaries[trace.trace_id] = (trace.version, summary)
         return summary
 
 
-def _collect_strings(values: object, out: list[str]) -> None:
-    stack = list(values)  # type: ignore[call-overload]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, str):
-            out.append(value)
-        elif isinstance(value, tuple):
-            stack.extend(value)
-        elif isinstance(value, dict):
-            stack.extend(value.values())
-
-
-def innermost_llm_spans(trace: Trace) -> list[tuple[Span, GenAIView]]:
-    """LLM spans with no LLM span below them: the calls that actually spent the tokens.
+def usage_spans(trace: Trace) -> list[Span]:
+    """Spans naming a model or counting tokens, minus those that wrap another such span.
 
     A traced chat turn wraps the instrumentation's own span of the same request, and an agent span
-    wraps its model calls; summing both would count every token twice.
+    may total its model calls; summing both would count every token twice, so only the innermost
+    count. Spans whose raw bytes mention no model or usage key are skipped without decoding.
     """
-    found = llm_spans(trace)
-    llm_ids = {span.span_id for span, _ in found}
+    found = [span for span in trace.spans.values() if span.may_contain(*USAGE_MARKERS) and _has_usage(span)]
+    llm_ids = {span.span_id for span in found}
     covering: set[str] = set()
-    for span, _ in found:
+    for span in found:
         parent = trace.spans.get(span.parent_span_id)
         seen = {span.span_id}
         while parent is not None and parent.span_id not in seen:
@@ -316,7 +373,12 @@ def innermost_llm_spans(trace: Trace) -> list[tuple[Span, GenAIView]]:
             if parent.span_id in llm_ids:
                 covering.add(parent.span_id)
             parent = trace.spans.get(parent.parent_span_id)
-    return [(span, view) for span, view in found if span.span_id not in covering]
+    return [span for span in found if span.span_id not in covering]
+
+
+def _has_usage(span: Span) -> bool:
+    usage = UsageSummary.from_span(span)
+    return bool(usage.model) or usage.input_tokens is not None or usage.output_tokens is not None
 
 
 def llm_spans(trace: Trace) -> list[tuple[Span, GenAIView]]:

@@ -8,6 +8,7 @@ Escape cancels the worker, which closes the HTTP stream and ends the turn's span
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -18,16 +19,11 @@ from textual.message import Message
 from textual.widgets import Label, Markdown, Select, Static, TextArea
 from textual.worker import Worker, WorkerState
 
-from tui.chat.session import (
-    ChatSession,
-    Delta,
-    OllamaUnavailable,
-    TurnFailed,
-    TurnFinished,
-    TurnStarted,
-    TurnStats,
-)
+from tui.chat.events import Delta, TurnFailed, TurnFinished, TurnStarted, TurnStats
 from tui.model.text import safe_text
+
+if TYPE_CHECKING:
+    from tui.chat.session import ChatSession
 
 #: Seconds between tries while Ollama is unreachable, and between model-list refreshes otherwise.
 RETRY_SECONDS = 3.0
@@ -128,9 +124,12 @@ class ChatPane(Vertical):
             super().__init__()
             self.trace_id = trace_id
 
-    def __init__(self, session: ChatSession, *, model: str | None = None, id: str | None = None) -> None:
+    def __init__(self, host: str, *, model: str | None = None, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.session = session
+        self.host = host
+        #: Attached after the first frame (see :meth:`attach`): importing the client stack costs
+        #: a third of a second that start-up should not wait for.
+        self.session: ChatSession | None = None
         self.preferred_model = model
         self.connected = False
         self._current: ChatTurn | None = None
@@ -145,7 +144,10 @@ class ChatPane(Vertical):
             "Ask the model… (Enter sends, Ctrl+J newline, Esc stops, Ctrl+N new chat, Ctrl+T shows the trace)"))
 
     def on_mount(self) -> None:
-        self._set_connection(f"connecting to Ollama at {self.session.host}…")
+        self._set_connection(f"connecting to Ollama at {self.host}…")
+
+    def attach(self, session: ChatSession) -> None:
+        self.session = session
         self.watch_ollama()
 
     @property
@@ -163,6 +165,9 @@ class ChatPane(Vertical):
     @work(group="ollama-watch", exclusive=True, exit_on_error=False)
     async def watch_ollama(self) -> None:
         """Keep the model list fresh; while Ollama is down, retry every few seconds and say so."""
+        from tui.chat.session import OllamaUnavailable
+
+        assert self.session is not None
         while True:
             try:
                 models = await self.session.models()
@@ -192,7 +197,7 @@ class ChatPane(Vertical):
             self._models_shown = options
         if choice:
             select.value = choice
-        where = f"Ollama at {self.session.host}"
+        where = f"Ollama at {self.host}"
         self._set_connection(f"{where} · {len(models)} model{'s' if len(models) != 1 else ''} installed"
                              if models else f"{where} has no models yet: ollama pull llama3.2", error=not models)
 
@@ -206,6 +211,9 @@ class ChatPane(Vertical):
             self.notify("Still answering: Esc stops it first", severity="warning", timeout=3)
             return
         model = self.model
+        if self.session is None:
+            self.notify("Still connecting to Ollama…", timeout=2)
+            return
         if not model:
             self.notify("No model to ask: pick one, or pull one with `ollama pull llama3.2`", severity="warning",
                         markup=False)
@@ -219,6 +227,7 @@ class ChatPane(Vertical):
 
     @work(group="chat", exclusive=True, exit_on_error=False)
     async def run_turn(self, turn: ChatTurn, model: str, prompt: str) -> None:
+        assert self.session is not None
         scroll = self.query_one("#chat-turns", VerticalScroll)
         markdown = turn.query_one(Markdown)
         stream = Markdown.get_stream(markdown)
@@ -270,7 +279,8 @@ class ChatPane(Vertical):
     def action_new_conversation(self) -> None:
         if self._current is not None:
             self.action_stop()
-        self.session.new_conversation()
+        if self.session is not None:
+            self.session.new_conversation()
         self.query_one("#chat-turns", VerticalScroll).remove_children()
         self.notify("New conversation", timeout=2)
 

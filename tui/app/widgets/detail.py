@@ -88,7 +88,10 @@ class DetailPane(Vertical):
 
     def show(self, row: ListRow | None) -> None:
         """Fill every tab for ``row``. A new selection jumps to the LLM tab when it has LLM data."""
-        tabs = self.query_one(TabbedContent)
+        found = self.query(TabbedContent)
+        if not found:
+            return  # a selection message that arrived while the app is shutting down
+        tabs = found.first()
         same = row is not None and self.row is not None and row.key == self.row.key
         self.row = row
         if row is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 
 @dataclass(slots=True)
@@ -22,16 +22,34 @@ class Status:
     shown: int
     filter_text: str
     errors_only: bool
+    #: Share of the store a new filter has scanned so far (1.0 when done).
+    scanned: float = 1.0
+    #: Exporters were answered with back-pressure (queue full) in the last few seconds.
+    overloaded: bool = False
 
 
 def _count(n: int) -> str:
     return f"{n:,}"
 
 
-class StatusLine(Static):
+class StatusLine(Widget):
+    """One fixed line, repainted in place: ``Static.update`` would re-lay out the whole screen twice a
+    second, which under a span flood costs real ingest throughput."""
+
     DEFAULT_CSS = """
     StatusLine { height: 1; background: $primary-background; color: $text; padding: 0 1; }
     """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._text = Text()
+
+    def render(self) -> Text:
+        return self._text
+
+    @property
+    def text(self) -> str:
+        return self._text.plain
 
     def show(self, status: Status) -> None:
         text = Text()
@@ -46,12 +64,17 @@ class StatusLine(Static):
             text.append(" · errors only", style="bold red")
         if status.filter_text:
             text.append(f" · filter {status.filter_text!r}", style="bold")
+        if status.scanned < 1.0:
+            text.append(f" (searching… {status.scanned:.0%})", style="italic")
         text.append(f"  │  {status.spans_per_second:,.0f} spans/s")
         text.append("  │  ")
         text.append(f"rejected {_count(status.rejected)}", style="bold red" if status.rejected else "")
         text.append(" · ")
         text.append(f"evicted {_count(status.evicted)}", style="bold yellow" if status.evicted else "")
         text.append("  │  ")
+        if status.overloaded:
+            text.append("OVERLOADED: exporters told to back off", style="bold white on red")
+            text.append("  ")
         if status.paused:
             plural = "" if status.waiting == 1 else "s"
             text.append(f"PAUSED · {_count(status.waiting)} span{plural} waiting", style="bold black on yellow")
@@ -59,4 +82,6 @@ class StatusLine(Static):
             text.append("following", style="bold green")
         else:
             text.append("holding selection", style="dim")
-        self.update(text)
+        if text != self._text:
+            self._text = text
+            self.refresh()

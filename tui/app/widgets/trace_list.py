@@ -24,7 +24,12 @@ from tui.model.text import format_duration, safe_text
 from tui.model.trace_list import ListRow, TraceListIndex
 
 BAR_WIDTH = 12
+#: A new filter may block this long to decide the rows on screen; the rest is scanned in slices.
+FIRST_SCREEN_BUDGET_S = 0.2
+SCAN_SLICE_S = 0.01
 Key = tuple[str, str | None]
+_BOLD = Style(bold=True)
+_PLAIN = Style()
 
 
 def format_tokens(count: int | None) -> str:
@@ -102,11 +107,13 @@ class TraceList(ScrollView, can_focus=True):
     class SelectionChanged(Message):
         """The highlighted row now shows another trace or span (``span_id`` None: a trace row)."""
 
-        def __init__(self, trace_list: TraceList, trace_id: str | None, span_id: str | None) -> None:
+        def __init__(self, trace_list: TraceList, trace_id: str | None, span_id: str | None, live: bool) -> None:
             super().__init__()
             self.trace_list = trace_list
             self.trace_id = trace_id
             self.span_id = span_id
+            #: Moved by arriving data (following), not by the user: the detail may lag a little.
+            self.live = live
 
         @property
         def control(self) -> TraceList:
@@ -129,6 +136,7 @@ class TraceList(ScrollView, can_focus=True):
         self.following = True
         self.empty_help = empty_help
         self.clock = clock
+        self._styles: dict[tuple[str, str, bool], Style] = {}
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -136,23 +144,49 @@ class TraceList(ScrollView, can_focus=True):
         """Apply one coalesced change set and keep the selection on the same trace or span."""
         top_key = self._key_at(self.scroll_offset.y) if self.scroll_offset.y else None
         self.index.apply(changes)
-        self._after_index_change(top_key)
+        self._after_index_change(top_key, live=True)
 
     def refilter(self, text: str | None = None, errors_only: bool | None = None) -> None:
-        self.index.set_filter(text, errors_only)
+        """Apply a new filter: the visible rows are decided now, the rest of the list in later ticks."""
+        self.index.set_filter(text, errors_only, scan=False)
+        self.index.continue_scan(FIRST_SCREEN_BUDGET_S, until_rows=self.size.height + 1)
         self._after_index_change(None)
 
-    def _after_index_change(self, top_key: Key | None) -> None:
+    def continue_filter(self) -> None:
+        """One slice of a filter still scanning older traces (called every tick until done)."""
+        if not self.index.scan_done:
+            top_key = self._key_at(self.scroll_offset.y) if self.scroll_offset.y else None
+            self.index.continue_scan(SCAN_SLICE_S)
+            self._after_index_change(top_key, live=True)
+
+    def _set_row_count(self, count: int) -> None:
+        """Resize the scrollable area without re-laying out the whole screen.
+
+        ``virtual_size`` is a layout reactive: assigning it re-renders every widget on screen, which
+        under a span flood (a new size every tick) cost more than the list itself. Once the scrollbar
+        is showing, growing the list cannot change the layout, so only the scrollbar is updated.
+        """
+        size = Size(self.size.width, count)
+        if size == self.virtual_size:
+            return
+        scrollbar_before = self.virtual_size.height > self.size.height
+        if scrollbar_before and count > self.size.height:
+            self.set_reactive(ScrollView.virtual_size, size)
+            self._scroll_update(size)
+        else:
+            self.virtual_size = size
+
+    def _after_index_change(self, top_key: Key | None, *, live: bool = False) -> None:
         count = len(self.index)
-        self.virtual_size = Size(self.size.width, count)
+        self._set_row_count(count)
         if self.following and count:
-            self._move_to(0)
+            self._move_to(0, live=live)
         elif self.selected is not None:
             position = self.index.position_of(*self.selected)
             if position is None and self.selected[1] is not None:
                 position = self.index.position_of(self.selected[0])  # span gone: its trace
             if position is None:
-                self._move_to(min(self.cursor, count - 1) if count else 0, force_message=True)
+                self._move_to(min(self.cursor, count - 1) if count else 0, force_message=True, live=live)
             else:
                 # Keep the view still: shift by the rows that appeared above the selection.
                 shift = position - self.cursor
@@ -161,7 +195,7 @@ class TraceList(ScrollView, can_focus=True):
                     self.scroll_to(y=self.scroll_offset.y + shift, animate=False, immediate=True)
                 self._ensure_visible()
         elif count:
-            self._move_to(0)
+            self._move_to(0, live=live)
         self.refresh()
 
     def _key_at(self, index: int) -> Key | None:
@@ -173,7 +207,7 @@ class TraceList(ScrollView, can_focus=True):
 
     # --- cursor ----------------------------------------------------------------------------------
 
-    def _move_to(self, index: int, *, force_message: bool = False) -> None:
+    def _move_to(self, index: int, *, force_message: bool = False, live: bool = False) -> None:
         count = len(self.index)
         index = max(0, min(index, count - 1)) if count else 0
         old_key = self.selected
@@ -183,7 +217,7 @@ class TraceList(ScrollView, can_focus=True):
         self.refresh()
         if self.selected != old_key or force_message:
             key = self.selected or (None, None)
-            self.post_message(self.SelectionChanged(self, *key))
+            self.post_message(self.SelectionChanged(self, *key, live))
 
     def _ensure_visible(self) -> None:
         self.scroll_to_region(Region(0, self.cursor, 1, 1), animate=False, immediate=True, force=True)
@@ -275,7 +309,7 @@ class TraceList(ScrollView, can_focus=True):
             self._move_to(index)
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self.index))
+        self.virtual_size = Size(self.size.width, len(self.index))  # a real layout change
 
     # --- rendering -------------------------------------------------------------------------------
 
@@ -301,8 +335,16 @@ class TraceList(ScrollView, can_focus=True):
         return Strip([Segment(text, self._style("empty"))], width).apply_style(base)
 
     def _style(self, name: str) -> Style:
-        """Only what the component rule sets (partial), so segments layer over the widget's background."""
-        return self.get_component_rich_style(f"trace-list--{name}", partial=True)
+        """Only what the component rule sets (partial), so segments layer over the widget's background.
+
+        Cached per theme and focus state: resolving a component style costs tens of microseconds,
+        and a frame asks for hundreds of them.
+        """
+        key = (name, self.app.theme, self.has_focus)
+        style = self._styles.get(key)
+        if style is None:
+            style = self._styles[key] = self.get_component_rich_style(f"trace-list--{name}", partial=True)
+        return style
 
     def _trace_segments(self, row: ListRow, width: int) -> list[Segment]:
         trace = row.trace
@@ -324,7 +366,7 @@ class TraceList(ScrollView, can_focus=True):
             Segment("▾ " if expanded else "▸ ", dim),
             Segment("✖ " if trace.has_error else "  ", self._style("error")),
             Segment(set_cell_size(safe_text(trace.service_name), service_width) + " ", self._style("service")),
-            Segment(set_cell_size(name, name_width) + " ", Style(bold=True) if trace.has_root else self._style("warning")),
+            Segment(set_cell_size(name, name_width) + " ", _BOLD if trace.has_root else self._style("warning")),
         ]
         if model_width:
             segments.append(Segment(set_cell_size(safe_text(summary.model), model_width), self._style("model")))
@@ -350,7 +392,7 @@ class TraceList(ScrollView, can_focus=True):
             Segment(guide, dim),
             Segment(marker, self._style("warning")),
             Segment(error, self._style("error")),
-            Segment(set_cell_size(safe_text(span.name) or "(unnamed)", name_width), Style()),
+            Segment(set_cell_size(safe_text(span.name) or "(unnamed)", name_width), _PLAIN),
             Segment(duration, dim),
             Segment(bar + " ", self._style("error") if span.is_error else self._style("bar")),
         ]

@@ -1,0 +1,427 @@
+"""The benchmark suite: `make bench` (or `python bench/run.py [--quick]`).
+
+Prints one table and writes it as JSON to bench/results/latest.json. Load always comes from a
+separate process (bench/load.py) over loopback while the full app runs headless under
+``App.run_test()``. Timings of frames and keys measure the update and the render themselves
+(``render_line`` for every visible row, as the compositor calls it), not Pilot's round trip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+from workload import BATCH, serialized_batches  # noqa: E402
+
+from tui.app.app import OllamaTuiApp  # noqa: E402
+from tui.gc_policy import tune_gc  # noqa: E402
+from tui.model.span import Span  # noqa: E402
+from tui.model.store import TraceStore  # noqa: E402
+from tui.receiver import OtlpReceivers, ReceiverConfig  # noqa: E402
+from tui.receiver.decode import ExportTraceServiceRequest, parse_protobuf, spans_from_request  # noqa: E402
+
+SIZE = (160, 45)
+
+
+@dataclass
+class Row:
+    figure: str
+    how: str
+    result: str
+    bar: str
+    met: bool
+    values: dict[str, float] = field(default_factory=dict)
+
+
+def machine() -> str:
+    mem = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) // (1024 * 1024)
+    cpu = platform.processor() or platform.machine()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores ({cpu}), {mem} GiB RAM, Python {platform.python_version()}"
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --- building stores fast -----------------------------------------------------------------------
+
+def filled_store(spans: int, max_spans: int | None = None) -> TraceStore:
+    """A store holding ``spans`` realistic GenAI spans, decoded by the receiver's own decoder."""
+    bodies = serialized_batches(32)
+    store = TraceStore(max_spans or spans + 10_000)
+    added = 0
+    rep = 0
+    while added < spans:
+        for body in bodies:
+            batch = spans_from_request(parse_protobuf(ExportTraceServiceRequest, body)).spans
+            suffix = format(rep, "06x")
+            for span in batch:
+                span.trace_id = span.trace_id[:26] + suffix
+            store.add_spans(batch[: spans - added])
+            added += min(len(batch), spans - added)
+            if added >= spans:
+                break
+        rep += 1
+    store.drain_changes()
+    return store
+
+
+def one_trace(i: int) -> list[Span]:
+    trace_id = format(0xABC000000 + i, "032x")
+    root = Span(trace_id, format(i + 1, "016x"), f"new trace {i}", time.time_ns(), time.time_ns() + 1_000_000,
+                attributes={"gen_ai.request.model": "llama3.2", "gen_ai.usage.input_tokens": 10})
+    return [root] + [Span(trace_id, format((i + 1) * 16 + k, "016x"), f"child {k}", root.start_ns, root.end_ns,
+                          parent_span_id=root.span_id) for k in range(1, 4)]
+
+
+def unstarted_app(store: TraceStore) -> OllamaTuiApp:
+    return OllamaTuiApp(OtlpReceivers(ReceiverConfig()), store)
+
+
+def render_visible(app: OllamaTuiApp) -> None:
+    trace_list = app.trace_list
+    for y in range(trace_list.size.height):
+        trace_list.render_line(y)
+
+
+def timed(action: Callable[[], object], app: OllamaTuiApp, repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()
+        render_visible(app)
+        samples.append(ms(time.perf_counter() - start))
+    return samples
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+async def frame_costs(sizes: list[int]) -> Row:
+    values: dict[str, float] = {}
+    for n in sizes:
+        store = filled_store(n)
+        app = unstarted_app(store)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            counter = iter(range(10**9))
+
+            def update() -> None:
+                store.add_spans(one_trace(next(counter)))
+                app._tick()
+
+            timed(update, app, 5)  # warm caches
+            samples = timed(update, app, 60)
+            values[f"{n}_p50_ms"] = pct(samples, 0.5)
+            values[f"{n}_p99_ms"] = pct(samples, 0.99)
+        del store, app
+        gc.collect()
+    top = sizes[-1]
+    result = " / ".join(f"{_short(n)}: {values[f'{n}_p50_ms']:.1f} (p99 {values[f'{n}_p99_ms']:.1f})" for n in sizes)
+    return Row("frame cost", "one new 4-span trace + coalesced update + render of the visible list, ms",
+               result, "≤ 16 ms at 1 M", values[f"{top}_p99_ms"] <= 16, values)
+
+
+async def navigation(n: int) -> Row:
+    store = filled_store(n)
+    app = unstarted_app(store)
+    values: dict[str, float] = {}
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        trace_list = app.trace_list
+        trace_list.action_page_down()
+        values["cursor_ms"] = pct(timed(trace_list.action_cursor_down, app, 100), 0.99)
+        values["page_ms"] = pct(timed(trace_list.action_page_down, app, 50), 0.99)
+
+        def toggle() -> None:
+            trace_list.action_toggle()
+
+        values["expand_ms"] = pct(timed(toggle, app, 50), 0.99)
+        values["last_ms"] = pct(timed(trace_list.action_last, app, 5), 0.99)
+        values["first_ms"] = pct(timed(trace_list.action_first, app, 5), 0.99)
+    worst = max(values.values())
+    result = (f"cursor {values['cursor_ms']:.1f} · page {values['page_ms']:.1f} · expand/collapse "
+              f"{values['expand_ms']:.1f} · end {values['last_ms']:.1f} · home {values['first_ms']:.1f} (p99)")
+    return Row("key navigation", f"ms per key incl. render, {_short(n)} spans stored", result, "≤ 16 ms", worst <= 16,
+               values)
+
+
+async def filtering(n: int) -> Row:
+    store = filled_store(n)
+    app = unstarted_app(store)
+    values: dict[str, float] = {}
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        trace_list = app.trace_list
+        for label, text in (("first_key", "r"), ("next_key", "ra"), ("word", "rayleigh"), ("miss", "zqzqzq")):
+            start = time.perf_counter()
+            trace_list.refilter(text=text)
+            render_visible(app)
+            values[f"{label}_screen_ms"] = ms(time.perf_counter() - start)
+            while not trace_list.index.scan_done:
+                trace_list.index.continue_scan(budget_s=1.0)
+            values[f"{label}_complete_ms"] = ms(time.perf_counter() - start)
+        trace_list.refilter(text="")
+    first = values["first_key_screen_ms"]
+    nxt = values["next_key_screen_ms"]
+    result = (f"first key {first:.0f} · next {nxt:.0f} · word {values['word_screen_ms']:.0f} until the screen is "
+              f"final; whole list {values['first_key_complete_ms']:.0f} / {values['next_key_complete_ms']:.0f} / "
+              f"{values['word_complete_ms']:.0f}; no match {values['miss_complete_ms']:.0f}")
+    return Row("filter", f"ms over {_short(n)} spans", result, "≤ 250 ms", max(first, nxt) <= 250, values)
+
+
+def memory(n: int) -> Row:
+    code = f"""
+import gc, json, os, sys
+sys.path.insert(0, {str(HERE)!r})
+from run import filled_store
+def rss():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+gc.collect(); before = rss()
+store = filled_store({n})
+gc.collect(); after = rss()
+text = 0; count = 0
+for i, trace in enumerate(store):
+    if i % 50: continue
+    for span in trace.spans.values():
+        count += 1
+        text += sum(len(v.encode()) for v in span.attributes.values() if isinstance(v, str))
+print(json.dumps({{"per_span": (after - before) / {n}, "text_per_span": text / count}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    data = json.loads(out.stdout)
+    beyond = data["per_span"] - data["text_per_span"]
+    return Row("memory", f"RSS per stored span beyond its attribute text, {_short(n)} spans",
+               f"{beyond:,.0f} B ({data['per_span']:,.0f} B in all, {data['text_per_span']:,.0f} B of text)",
+               "≤ 2 000 B", beyond <= 2000, {"beyond_text_bytes": beyond, **data})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def ingest(transport: str, seconds: float) -> Row:
+    values: dict[str, float] = {}
+    for concurrency in (1, 4):
+        receivers = OtlpReceivers(ReceiverConfig(grpc_port=0, http_port=0))
+        await receivers.start()
+        store = TraceStore(300_000)
+        app = OllamaTuiApp(receivers, store)
+        try:
+            async with app.run_test(size=SIZE) as pilot:
+                port = receivers.grpc.port if transport == "grpc" else receivers.http.port
+                load = await asyncio.create_subprocess_exec(
+                    sys.executable, str(HERE / "load.py"), "--transport", transport, "--port", str(port),
+                    "--concurrency", str(concurrency), "--seconds", str(seconds + 2),
+                    stdout=asyncio.subprocess.PIPE)
+                assert load.stdout is not None
+                await load.stdout.readline()  # "ready": its batches are built, sending starts now
+                await pilot.pause(2.0)  # warm-up
+                before, start = store.spans_added, time.perf_counter()
+                await pilot.pause(seconds)
+                rate = (store.spans_added - before) / (time.perf_counter() - start)
+                out, _ = await load.communicate()
+                totals = json.loads(out.decode().strip().splitlines()[-1])
+        finally:
+            await receivers.stop()
+        values[f"c{concurrency}_spans_per_s"] = rate
+        values[f"c{concurrency}_refused_requests"] = totals["refused_requests"]
+    low = min(values["c1_spans_per_s"], values["c4_spans_per_s"])
+    bar = 50_000 if transport == "grpc" else 30_000
+    name = "ingest, OTLP/gRPC" if transport == "grpc" else "ingest, OTLP/HTTP protobuf"
+    result = (f"1 exporter {values['c1_spans_per_s']:,.0f} · 4 exporters {values['c4_spans_per_s']:,.0f} spans/s "
+              f"(back-pressure answers: {values['c1_refused_requests']:.0f} / {values['c4_refused_requests']:.0f})")
+    return Row(name, f"spans/s into the store, batches of {BATCH}, {seconds:.0f} s, app running", result,
+               f"≥ {bar:,} spans/s", low >= bar, values)
+
+
+async def export_to_screen(seconds: float) -> Row:
+    """One trace per 100 ms from a separate process; latency until its row is first rendered."""
+    receivers = OtlpReceivers(ReceiverConfig(grpc_port=0, http_port=0))
+    await receivers.start()
+    store = TraceStore(100_000)
+    app = OllamaTuiApp(receivers, store)
+    rendered: dict[str, int] = {}
+    original = type(app.trace_list).render_line
+
+    def spy(self, y: int):  # noqa: ANN001
+        strip = original(self, y)
+        index = self.scroll_offset.y + y
+        if 0 <= index < len(self.index):
+            row = self.index.row(index)
+            if row.span_row is None and row.trace.trace_id not in rendered:
+                rendered[row.trace.trace_id] = time.time_ns()
+        return strip
+
+    type(app.trace_list).render_line = spy  # type: ignore[method-assign]
+    sender = f"""
+import sys, time, os
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+import urllib.request
+end = time.monotonic() + {seconds}
+i = 0
+while time.monotonic() < end:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id = os.urandom(16); span.span_id = os.urandom(8)
+    sent = time.time_ns()
+    span.name = f"probe {{sent}}"; span.start_time_unix_nano = sent; span.end_time_unix_nano = sent + 1000
+    urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:{{port}}/v1/traces",
+        data=request.SerializeToString(), headers={{"Content-Type": "application/x-protobuf"}})).read()
+    i += 1
+    time.sleep(0.1)
+"""
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            code = sender.replace("{port}", str(receivers.http.port))
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code)
+            await proc.wait()
+            await pilot.pause(0.5)
+    finally:
+        type(app.trace_list).render_line = original  # type: ignore[method-assign]
+        await receivers.stop()
+    latencies = []
+    for trace in store:
+        match = re.match(r"probe (\d+)", trace.name)
+        if match and trace.trace_id in rendered:
+            latencies.append(ms((rendered[trace.trace_id] - int(match.group(1))) / 1e9))
+    missing = sum(1 for t in store if t.trace_id not in rendered)
+    values = {"p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99), "traces": len(latencies),
+              "never_rendered": missing}
+    return Row("export → on screen", f"one trace per 100 ms over HTTP, {len(latencies)} traces",
+               f"p50 {values['p50_ms']:.0f} ms · p99 {values['p99_ms']:.0f} ms", "p99 ≤ 100 ms",
+               values["p99_ms"] <= 100 and not missing, values)
+
+
+def startup(repeat: int) -> Row:
+    """`ollama-tui` under a pseudo-terminal: until both ports accept and the first frame is drawn."""
+    import pty
+
+    samples = []
+    for _ in range(repeat):
+        grpc_port, http_port = free_port(), free_port()
+        start = time.perf_counter()
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(sys.executable, [sys.executable, "-m", "tui", "--grpc-port", str(grpc_port),
+                                      "--http-port", str(http_port)])
+        screen = b""
+        listening = drawn = None
+        try:
+            while listening is None or drawn is None:
+                if time.perf_counter() - start > 20:
+                    raise RuntimeError("ollama-tui did not start within 20 s")
+                if drawn is None:
+                    import select
+
+                    ready, _, _ = select.select([fd], [], [], 0.005)
+                    if ready:
+                        screen += os.read(fd, 65536)
+                        if f"127.0.0.1:{http_port}".encode() in screen:
+                            drawn = time.perf_counter()
+                if listening is None:
+                    try:
+                        for port in (grpc_port, http_port):
+                            socket.create_connection(("127.0.0.1", port), timeout=0.05).close()
+                        listening = time.perf_counter()
+                    except OSError:
+                        pass
+        finally:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            os.close(fd)
+        samples.append(ms(max(listening, drawn) - start))
+    value = statistics.median(samples)
+    return Row("start-up", "`ollama-tui` until both receivers accept and the first frame is on the terminal, "
+               f"median of {repeat}", f"{value:.0f} ms", "≤ 1.0 s", value <= 1000, {"median_ms": value})
+
+
+def _short(n: int) -> str:
+    return f"{n // 1_000_000} M" if n >= 1_000_000 else f"{n // 1000} k"
+
+
+async def suite(quick: bool) -> list[Row]:
+    big = 200_000 if quick else 1_000_000
+    seconds = 5.0 if quick else 20.0
+    rows = []
+    for step in (
+        lambda: ingest("grpc", seconds),
+        lambda: ingest("http", seconds),
+        lambda: export_to_screen(5.0 if quick else 10.0),
+        lambda: frame_costs([10_000, 100_000, big]),
+        lambda: navigation(big),
+        lambda: filtering(big),
+    ):
+        row = await step()
+        print(f"  {row.figure}: {row.result}", file=sys.stderr, flush=True)
+        rows.append(row)
+        gc.collect()
+    for step_sync in (lambda: memory(200_000 if quick else 500_000), lambda: startup(5)):
+        row = step_sync()
+        print(f"  {row.figure}: {row.result}", file=sys.stderr, flush=True)
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| figure | how | result | bar | met |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r.figure} | {r.how} | {r.result} | {r.bar} | {'yes' if r.met else '**no**'} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="ollama-tui benchmark suite")
+    parser.add_argument("--quick", action="store_true", help="smaller stores and shorter runs (a smoke test)")
+    parser.add_argument("--json", default=str(HERE / "results" / "latest.json"), help="where to write the results")
+    args = parser.parse_args()
+    tune_gc()  # as the ollama-tui command does
+    print(f"ollama-tui benchmarks on {machine()}", file=sys.stderr)
+    rows = asyncio.run(suite(args.quick))
+    print(table(rows))
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "date": time.strftime("%Y-%m-%d"), "machine": machine(), "quick": args.quick,
+        "command": "make bench" + (" ARGS=--quick" if args.quick else ""),
+        "rows": [r.__dict__ for r in rows],
+    }, indent=2))
+    print(f"\nwritten to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}", file=sys.stderr)
+    sys.exit(0 if all(r.met for r in rows) else 1)
+
+
+if __name__ == "__main__":
+    main()
