@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -20,7 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,7 +143,7 @@ async def frame_costs(sizes: list[int]) -> Row:
                 app._tick()
 
             timed(update, app, 5)  # warm caches
-            samples = timed(update, app, 60)
+            samples = timed(update, app, 200)
             values[f"{n}_p50_ms"] = pct(samples, 0.5)
             values[f"{n}_p99_ms"] = pct(samples, 0.99)
         del store, app
@@ -153,21 +154,23 @@ async def frame_costs(sizes: list[int]) -> Row:
                result, "≤ 16 ms at 1 M", values[f"{top}_p99_ms"] <= 16, values)
 
 
-async def navigation(n: int) -> Row:
-    store = filled_store(n)
-    app = unstarted_app(store)
-    values: dict[str, float] = {}
+@contextlib.asynccontextmanager
+async def headless(spans: int) -> AsyncIterator[OllamaTuiApp]:
+    """The app, headless, over a store already holding ``spans`` spans."""
+    app = unstarted_app(filled_store(spans))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
+        yield app
+
+
+async def navigation(n: int) -> Row:
+    values: dict[str, float] = {}
+    async with headless(n) as app:
         trace_list = app.trace_list
         trace_list.action_page_down()
         values["cursor_ms"] = pct(timed(trace_list.action_cursor_down, app, 100), 0.99)
         values["page_ms"] = pct(timed(trace_list.action_page_down, app, 50), 0.99)
-
-        def toggle() -> None:
-            trace_list.action_toggle()
-
-        values["expand_ms"] = pct(timed(toggle, app, 50), 0.99)
+        values["expand_ms"] = pct(timed(trace_list.action_toggle, app, 50), 0.99)
         values["last_ms"] = pct(timed(trace_list.action_last, app, 5), 0.99)
         values["first_ms"] = pct(timed(trace_list.action_first, app, 5), 0.99)
     worst = max(values.values())
@@ -178,11 +181,8 @@ async def navigation(n: int) -> Row:
 
 
 async def filtering(n: int) -> Row:
-    store = filled_store(n)
-    app = unstarted_app(store)
     values: dict[str, float] = {}
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+    async with headless(n) as app:
         trace_list = app.trace_list
         for label, text in (("first_key", "r"), ("next_key", "ra"), ("word", "rayleigh"), ("miss", "zqzqzq")):
             start = time.perf_counter()

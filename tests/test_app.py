@@ -287,3 +287,37 @@ async def test_filter_with_no_match_says_so_not_the_empty_state(receivers: Runni
         assert "No spans yet" not in text
         await pilot.press("slash", "escape")
         assert len(trace_list_lines(app)) == 6
+
+
+async def test_eviction_keeps_the_list_correct_and_the_selection_sensible() -> None:
+    async with running_receivers(pumping=False, max_spans=6) as running:
+        app = make_app(running)
+        async with app.run_test(size=SIZE) as pilot:
+            for name in ("one", "two", "three"):
+                await send(running, single(name))
+            await wait_until(pilot, lambda: app.trace_list.index.trace_count == 3)
+            await pilot.press("G")  # the oldest trace: "one"
+            assert cursor_text(app) == "trace:one"
+            for name in ("four", "five", "six", "seven"):
+                await send(running, single(name))
+            await wait_until(pilot, lambda: "seven" in {t.name for t in running.store})
+            await pilot.pause(0.2)
+            assert "one" not in {t.name for t in running.store}
+            index = app.trace_list.index
+            rows = [index.row(i) for i in range(len(index))]
+            assert all(running.store.get(r.trace.trace_id) is r.trace for r in rows)  # no dangling rows
+            assert len(rows) == len(running.store) == 6
+            assert cursor_text(app) == "trace:two"  # the selection moved to the nearest surviving row
+            await wait_until(pilot, lambda: "evicted 1" in screen_text(app).splitlines()[0])
+
+
+async def test_header_says_when_exporters_are_told_to_back_off(receivers: Running) -> None:
+    from tui.receiver.ingest import BACK_PRESSURE
+
+    app = make_app(receivers)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "OVERLOADED" not in screen_text(app).splitlines()[0]
+        receivers.receivers.stats.spans_rejected[BACK_PRESSURE] += 512  # as Ingest counts a refused batch
+        await wait_until(pilot, lambda: "OVERLOADED" in screen_text(app).splitlines()[0])
+        assert "rejected 512" in screen_text(app).splitlines()[0]

@@ -321,20 +321,21 @@ def _flat_message(fields: Mapping[str, AttrValue], default_role: str, tool_patte
     )
 
 
-def _from_openllmetry(span: Span) -> tuple[list[str], list[Message], list[Message]]:
-    found = _indexed(span.attributes, _FLAT)
-    inputs = [_flat_message(f, "user", _FLAT_TOOL) for (kind, _), f in sorted(found.items()) if kind == "gen_ai.prompt"]
-    outputs = [_flat_message(f, "assistant", _FLAT_TOOL) for (kind, _), f in sorted(found.items())
-               if kind == "gen_ai.completion"]
+def _flattened(span: Span, pattern: re.Pattern[str], tools: re.Pattern[str], input_kind: str,
+               output_kind: str) -> tuple[list[str], list[Message], list[Message]]:
+    """Messages spread over indexed attributes (``<kind>.<N>.<field>``), in index order."""
+    found = sorted(_indexed(span.attributes, pattern).items())
+    inputs = [_flat_message(f, "user", tools) for (kind, _), f in found if kind == input_kind]
+    outputs = [_flat_message(f, "assistant", tools) for (kind, _), f in found if kind == output_kind]
     return [], inputs, outputs
+
+
+def _from_openllmetry(span: Span) -> tuple[list[str], list[Message], list[Message]]:
+    return _flattened(span, _FLAT, _FLAT_TOOL, "gen_ai.prompt", "gen_ai.completion")
 
 
 def _from_openinference(span: Span) -> tuple[list[str], list[Message], list[Message]]:
-    found = _indexed(span.attributes, _OPENINFERENCE)
-    inputs = [_flat_message(f, "user", _OI_TOOL) for (kind, _), f in sorted(found.items()) if kind == "input_messages"]
-    outputs = [_flat_message(f, "assistant", _OI_TOOL) for (kind, _), f in sorted(found.items())
-               if kind == "output_messages"]
-    return [], inputs, outputs
+    return _flattened(span, _OPENINFERENCE, _OI_TOOL, "input_messages", "output_messages")
 
 
 def _from_generic_values(span: Span) -> tuple[list[str], list[Message], list[Message]]:

@@ -7,6 +7,7 @@ never scans the store: it asks for the traces that changed since it last looked
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -197,6 +198,10 @@ class TraceStore:
             raise ValueError("max_spans must be at least 1")
         self.max_spans = max_spans
         self._traces: dict[str, Trace] = {}
+        #: (seq, trace id) in arrival order. Eviction pops from here: ``next(iter(dict))`` after many
+        #: deletions at the front of a dict is O(deleted) (it skips the holes), which under a flood
+        #: with eviction cost 9% of the receivers' time.
+        self._arrivals: deque[tuple[int, str]] = deque()
         self._next_seq = 0
         self.span_count = 0
         self.spans_added = 0
@@ -218,6 +223,10 @@ class TraceStore:
     def get(self, trace_id: str) -> Trace | None:
         return self._traces.get(trace_id)
 
+    def trace_ids(self) -> list[str]:
+        """Every trace id, oldest first (a fresh list)."""
+        return list(self._traces)
+
     def newest_first(self) -> list[Trace]:
         return list(reversed(self._traces.values()))
 
@@ -229,6 +238,7 @@ class TraceStore:
             trace = traces.get(span.trace_id)
             if trace is None:
                 trace = traces[span.trace_id] = Trace(span.trace_id, self._next_seq)
+                self._arrivals.append((self._next_seq, span.trace_id))
                 self._next_seq += 1
             self.spans_added += 1
             if trace.add(span):
@@ -240,9 +250,13 @@ class TraceStore:
 
     def _evict(self) -> None:
         traces = self._traces
+        arrivals = self._arrivals
         while self.span_count > self.max_spans and len(traces) > 1:
-            trace_id = next(iter(traces))
-            trace = traces.pop(trace_id)
+            seq, trace_id = arrivals.popleft()
+            trace = traces.get(trace_id)
+            if trace is None or trace.seq != seq:
+                continue  # already gone (cleared), or a newer trace that reuses the id
+            del traces[trace_id]
             self.span_count -= trace.span_count
             self.evicted_spans += trace.span_count
             self.evicted_traces += 1
@@ -252,6 +266,7 @@ class TraceStore:
     def clear(self) -> None:
         """Forget every trace (a user action, so nothing is counted as evicted)."""
         self._traces.clear()
+        self._arrivals.clear()
         self.span_count = 0
         self._changes = StoreChanges(cleared=True)
 

@@ -71,8 +71,8 @@ class TraceListIndex:
         self._expanded: dict[str, _Expansion] = {}
         self._expanded_order: list[tuple[int, str]] = []  # (seq, id), newest first
         self._summaries: dict[str, tuple[int, TraceSummary]] = {}
-        #: Traces the current filter has not looked at yet, oldest first (scanned from the end).
-        self._pending: list[Trace] = []
+        #: Ids of traces the current filter has not looked at yet, oldest first (scanned from the end).
+        self._pending: list[str] = []
         #: Expanded traces hidden by a filter change, re-expanded if they match again.
         self._want_expanded: set[str] = set()
         self._needle = b""
@@ -130,6 +130,14 @@ class TraceListIndex:
             return None
         return position + 1 + expansion.positions[span_id]
 
+    def position_near(self, seq: int) -> int | None:
+        """Row of the shown trace closest in age to a trace that is gone (the next newer, else the
+        newest older): where the selection goes when its trace is evicted or filtered out."""
+        if not self._ids:
+            return None
+        k = min(bisect_left(self._seqs, seq), len(self._ids) - 1)
+        return self.position_of(self._ids[k])
+
     def parent_position(self, index: int) -> int | None:
         """Where ``←`` goes from a span row: its parent span's row, or its trace's row."""
         row = self.row(index)
@@ -181,14 +189,14 @@ class TraceListIndex:
         self._needle = self.filter_text.encode()
         narrower = (was_done and self.filter_text.startswith(old_text) and (self.errors_only or not old_errors)
                     and (old_text or old_errors))
-        candidates = [t for t in (self.store.get(i) for i in self._ids) if t is not None] if narrower else None
+        candidates = self._ids if narrower else None  # the old member list, reused as is
         self._want_expanded |= set(self._expanded)
         self._reset_members()
         if not self.filter_text and not self.errors_only:
             self._pending = []
             self._take_all()
         else:
-            self._pending = candidates if candidates is not None else list(self.store)
+            self._pending = candidates if candidates is not None else self.store.trace_ids()
         if scan:
             self.continue_scan(None)
 
@@ -209,9 +217,10 @@ class TraceListIndex:
         deadline = None if budget_s is None else time.perf_counter() + budget_s
         found: list[Trace] = []
         checked = 0
+        get = self.store.get
         while pending:
-            trace = pending.pop()
-            if self.store.get(trace.trace_id) is not trace or trace.trace_id in self._seq_of:
+            trace = get(pending.pop())
+            if trace is None or trace.trace_id in self._seq_of:
                 continue  # evicted since, or already added by a live update
             if self.matches(trace):
                 found.append(trace)

@@ -132,6 +132,8 @@ class TraceList(ScrollView, can_focus=True):
         self.index = TraceListIndex(store)
         self.cursor = 0
         self.selected: Key | None = None
+        #: Arrival order of the selected trace, to find its neighbour if it is evicted.
+        self._selected_seq = 0
         #: When following, the cursor stays on the newest trace as traces arrive.
         self.following = True
         self.empty_help = empty_help
@@ -186,7 +188,8 @@ class TraceList(ScrollView, can_focus=True):
             if position is None and self.selected[1] is not None:
                 position = self.index.position_of(self.selected[0])  # span gone: its trace
             if position is None:
-                self._move_to(min(self.cursor, count - 1) if count else 0, force_message=True, live=live)
+                nearest = self.index.position_near(self._selected_seq)
+                self._move_to(nearest if nearest is not None else 0, force_message=True, live=live)
             else:
                 # Keep the view still: shift by the rows that appeared above the selection.
                 shift = position - self.cursor
@@ -213,6 +216,8 @@ class TraceList(ScrollView, can_focus=True):
         old_key = self.selected
         self.cursor = index
         self.selected = self._key_at(index)
+        if self.selected is not None:
+            self._selected_seq = self.index.row(index).trace.seq
         self._ensure_visible()
         self.refresh()
         if self.selected != old_key or force_message:
