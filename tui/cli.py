@@ -11,6 +11,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from tui import __version__
 from tui.gc_policy import tune_gc
@@ -68,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--queue-spans", type=_positive, default=None, metavar="N",
                      help="spans waiting to be stored before exporters are asked to back off and retry "
                           "(default: 200000)")
+    net.add_argument("--tls-cert", type=Path, metavar="PEM",
+                     help="serve both receivers over TLS with this certificate (chain) file; needs --tls-key")
+    net.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's private key file")
+    net.add_argument("--auth-token", metavar="TOKEN", default=os.environ.get("OLLAMA_TUI_AUTH_TOKEN"),
+                     help="require 'Authorization: Bearer TOKEN' (gRPC metadata too) on every export "
+                          "(default: $OLLAMA_TUI_AUTH_TOKEN; recommended with --host 0.0.0.0)")
     store = parser.add_argument_group("storage")
     store.add_argument("--max-spans", type=_positive, default=DEFAULT_MAX_SPANS, metavar="N",
                        help="spans kept in memory; beyond this the oldest whole traces are evicted "
@@ -88,10 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def receiver_config(args: argparse.Namespace):  # -> ReceiverConfig, imported lazily (see main)
-    from tui.receiver import ReceiverConfig
+    from tui.receiver import ReceiverConfig, Security
     from tui.receiver.service import DEFAULT_QUEUE_SPANS
 
     return ReceiverConfig(
+        security=Security(args.tls_cert, args.tls_key, args.auth_token),
         host=args.host,
         grpc_port=None if args.no_grpc else args.grpc_port,
         http_port=None if args.no_http else args.http_port,
@@ -110,13 +118,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # gRPC's C core logs bind failures to stderr itself; we report them in one line instead.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     tune_gc()
-    from tui.receiver import PortUnavailable
+    from tui.receiver import PortUnavailable, ReceiverConfigError
 
-    config = receiver_config(args)
+    try:
+        config = receiver_config(args)
+    except ReceiverConfigError as exc:
+        print(f"ollama-tui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if not config.is_loopback:
+        advice = "" if args.auth_token else "; require a token with --auth-token"
         print(
             f"ollama-tui: warning: listening on {config.host}: anyone who can reach this machine "
-            "can send spans to it",
+            f"can send spans to it{advice}",
             file=sys.stderr,
         )
     try:
@@ -133,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--ollama-host: {exc}")
         model = args.model or os.environ.get("OLLAMA_MODEL") or None
         return run_app(config, max_spans=args.max_spans, ollama_host=ollama_host, model=model)
+    except ReceiverConfigError as exc:
+        print(f"ollama-tui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except PortUnavailable as exc:
         flag = _PORT_FLAGS[exc.transport]
         print(f"ollama-tui: {exc}; choose another port with {flag} (0 picks a free one)", file=sys.stderr)

@@ -122,7 +122,7 @@ class OllamaTuiApp(App[int]):
             errors = "with errors" if index.errors_only else ""
             return [f"No traces {' and '.join(p for p in (what, errors) if p)} among {len(self.store):,} held.",
                     "", "Esc in the filter clears it; e shows all traces again."]
-        return empty_state_lines(self.receivers.addresses)
+        return empty_state_lines(self.receivers.addresses, self.receivers.scheme)
 
     @property
     def trace_list(self) -> TraceList:

@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 
-def empty_state_lines(addresses: list[tuple[str, str]]) -> list[str]:
+def empty_state_lines(addresses: list[tuple[str, str]], scheme: str = "http") -> list[str]:
+    """``scheme`` is "https" when the receivers serve TLS (then the exporter needs the certificate)."""
     found = dict(addresses)
     listening = " · ".join(f"{name} {address}" for name, address in addresses)
     lines = [f"No spans yet. ollama-tui is listening on {listening}.", ""]
     http, grpc = found.get("http"), found.get("grpc")
     lines.append("From an app instrumented with an OpenTelemetry SDK:")
     if http:
-        lines += [f"  export OTEL_EXPORTER_OTLP_ENDPOINT=http://{http}",
+        lines += [f"  export OTEL_EXPORTER_OTLP_ENDPOINT={scheme}://{http}",
                   "  export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"]
     if grpc:
         prefix = "  or, over gRPC:" if http else ""
         if prefix:
             lines.append(prefix)
-        lines += [f"  export OTEL_EXPORTER_OTLP_ENDPOINT=http://{grpc}", "  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc"]
+        lines += [f"  export OTEL_EXPORTER_OTLP_ENDPOINT={scheme}://{grpc}", "  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc"]
     lines.append("")
-    lines.append("From an Ollama build with tracing (its default endpoint is https://localhost:4318,")
-    lines.append("which needs TLS; point it here over plain HTTP instead):")
+    if scheme == "https":
+        lines += ["  export OTEL_EXPORTER_OTLP_CERTIFICATE=/path/to/the/--tls-cert/file.pem", ""]
+        lines.append("From an Ollama build with tracing:")
+    else:
+        lines.append("From an Ollama build with tracing (its default endpoint is https://localhost:4318,")
+        lines.append("which needs TLS; point it here over plain HTTP instead):")
     if http:
-        lines += [f"  export OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://{http}/v1/traces",
+        lines += [f"  export OTEL_EXPORTER_OTLP_TRACES_ENDPOINT={scheme}://{http}/v1/traces",
                   "  export OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf"]
     else:
-        lines += [f"  export OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://{grpc}",
+        lines += [f"  export OTEL_EXPORTER_OTLP_TRACES_ENDPOINT={scheme}://{grpc}",
                   "  export OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc"]
-    lines += ["  export OTEL_EXPORTER_OTLP_TRACES_INSECURE=true", "  ollama serve", "",
-              "Press ? for every key, q to quit."]
+    if scheme == "http":
+        lines.append("  export OTEL_EXPORTER_OTLP_TRACES_INSECURE=true")
+    lines += ["  ollama serve", "", "Press ? for every key, q to quit."]
     return lines

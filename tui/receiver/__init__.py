@@ -3,8 +3,10 @@
 Never imports Textual: the receivers run the same under the app and under ``--print``.
 """
 
-from tui.receiver.errors import PortUnavailable
+from tui.receiver.errors import PortUnavailable, ReceiverConfigError
 from tui.receiver.ingest import Ingest, ReceiverStats, SpanQueue
+from tui.receiver.security import Security
 from tui.receiver.service import OtlpReceivers, ReceiverConfig, pump
 
-__all__ = ["Ingest", "OtlpReceivers", "PortUnavailable", "ReceiverConfig", "ReceiverStats", "SpanQueue", "pump"]
+__all__ = ["Ingest", "OtlpReceivers", "PortUnavailable", "ReceiverConfig", "ReceiverConfigError", "ReceiverStats",
+           "Security", "SpanQueue", "pump"]

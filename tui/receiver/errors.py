@@ -12,3 +12,7 @@ class PortUnavailable(OSError):
         self.host = host
         self.port = port
         self.reason = reason
+
+
+class ReceiverConfigError(ValueError):
+    """A receiver option that cannot work (a missing certificate, an empty token); names the flag."""

@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from tui.receiver.decode import BadRequest, parse_protobuf
 from tui.receiver.errors import PortUnavailable
 from tui.receiver.ingest import RETRY_AFTER_SECONDS, ExportResult, Ingest, Outcome
+from tui.receiver.security import Security
 
 _RETRY_METADATA = (
     ("google.rpc.retryinfo-bin", RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS)).SerializeToString()),
@@ -33,8 +34,10 @@ def _format_address(host: str, port: int) -> str:
 class OtlpGrpcReceiver:
     """Serves the three OTLP collector services on one ``grpc.aio`` server."""
 
-    def __init__(self, ingest: Ingest, host: str, port: int, max_message_bytes: int) -> None:
+    def __init__(self, ingest: Ingest, host: str, port: int, max_message_bytes: int,
+                 security: Security | None = None) -> None:
         self.ingest = ingest
+        self.security = security or Security()
         self.host = host
         self.port = port
         self.max_message_bytes = max_message_bytes
@@ -61,8 +64,12 @@ class OtlpGrpcReceiver:
             ]
         )
         address = _format_address(self.host, self.port)
+        key_pair = self.security.key_pair()
         try:
-            bound = server.add_insecure_port(address)
+            if key_pair is None:
+                bound = server.add_insecure_port(address)
+            else:
+                bound = server.add_secure_port(address, grpc.ssl_server_credentials([key_pair]))
         except RuntimeError as exc:
             raise PortUnavailable("gRPC", self.host, self.port, _bind_reason(exc)) from None
         if bound == 0:
@@ -97,6 +104,10 @@ class OtlpGrpcReceiver:
         full_name = module.DESCRIPTOR.services_by_name[service].full_name
 
         async def export(body: bytes, context: grpc.aio.ServicerContext) -> Any:
+            if not self.security.authorized(_metadata(context, "authorization")):
+                self.ingest.bad_request("grpc", "unauthenticated")
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                    "missing or wrong bearer token: send metadata authorization: Bearer <token>")
             try:
                 request = parse_protobuf(request_type, body)
             except BadRequest as exc:
@@ -120,6 +131,13 @@ class OtlpGrpcReceiver:
                 )
             },
         )
+
+
+def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    for name, value in context.invocation_metadata() or ():
+        if name == key:
+            return value if isinstance(value, str) else value.decode("latin-1")
+    return None
 
 
 def _bind_reason(exc: RuntimeError) -> str:

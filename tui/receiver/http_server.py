@@ -31,6 +31,7 @@ from tui.receiver.decode import (
 )
 from tui.receiver.errors import PortUnavailable
 from tui.receiver.ingest import RETRY_AFTER_SECONDS, ExportResult, Ingest, Outcome
+from tui.receiver.security import Security
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -40,6 +41,7 @@ _GRPC_NOT_FOUND = 5
 _GRPC_RESOURCE_EXHAUSTED = 8
 _GRPC_UNIMPLEMENTED = 12
 _GRPC_UNAVAILABLE = 14
+_GRPC_UNAUTHENTICATED = 16
 
 
 class _TooLarge(Exception):
@@ -85,8 +87,10 @@ def inflate(body: bytes, encoding: str, limit: int) -> bytes:
 class OtlpHttpReceiver:
     """Serves OTLP/HTTP (protobuf and JSON) on an aiohttp server sharing the app's event loop."""
 
-    def __init__(self, ingest: Ingest, host: str, port: int, max_body_bytes: int) -> None:
+    def __init__(self, ingest: Ingest, host: str, port: int, max_body_bytes: int,
+                 security: Security | None = None) -> None:
         self.ingest = ingest
+        self.security = security or Security()
         self.host = host
         self.port = port
         self.max_body_bytes = max_body_bytes
@@ -108,7 +112,7 @@ class OtlpHttpReceiver:
         """Bind and start serving; returns the port actually bound (useful with port 0)."""
         runner = web.AppRunner(self.application(), auto_decompress=False, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.security.ssl_context())
         try:
             await site.start()
         except OSError as exc:
@@ -134,6 +138,13 @@ class OtlpHttpReceiver:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         signal = self._signals[request.path]
         content_type = _CONTENT_TYPES.get(request.content_type, PROTOBUF)
+        if not self.security.authorized(request.headers.get("Authorization")):
+            self.ingest.bad_request("http", "401 unauthenticated")
+            response = _status_response(401, _GRPC_UNAUTHENTICATED,
+                                        "missing or wrong bearer token: send Authorization: Bearer <token>",
+                                        content_type)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="ollama-tui"'
+            return response
         if request.method != "POST":
             self.ingest.bad_request("http", "405 method")
             response = _status_response(

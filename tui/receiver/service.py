@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tui.model.store import TraceStore
 from tui.receiver.grpc_server import OtlpGrpcReceiver
 from tui.receiver.http_server import OtlpHttpReceiver
 from tui.receiver.ingest import Ingest, ReceiverStats, SpanQueue
+from tui.receiver.security import Security
 
 #: 32 MiB. gRPC's own default (4 MiB) rejects a 512-span batch of GenAI spans carrying long prompts;
 #: the OpenTelemetry Collector lets users raise it for the same reason. 32 MiB holds ~512 spans of
@@ -28,6 +29,7 @@ class ReceiverConfig:
     http_port: int | None = 4318
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     queue_spans: int = DEFAULT_QUEUE_SPANS
+    security: Security = field(default_factory=Security)
 
     @property
     def is_loopback(self) -> bool:
@@ -43,12 +45,12 @@ class OtlpReceivers:
         self.stats = ReceiverStats()
         self.ingest = Ingest(self.queue, self.stats)
         self.grpc = (
-            OtlpGrpcReceiver(self.ingest, config.host, config.grpc_port, config.max_message_bytes)
+            OtlpGrpcReceiver(self.ingest, config.host, config.grpc_port, config.max_message_bytes, config.security)
             if config.grpc_port is not None
             else None
         )
         self.http = (
-            OtlpHttpReceiver(self.ingest, config.host, config.http_port, config.max_message_bytes)
+            OtlpHttpReceiver(self.ingest, config.host, config.http_port, config.max_message_bytes, config.security)
             if config.http_port is not None
             else None
         )
@@ -69,6 +71,11 @@ class OtlpReceivers:
             await self.grpc.stop()
         if self.http:
             await self.http.stop()
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when the receivers serve TLS, for the endpoints shown to the user."""
+        return "https" if self.config.security.tls else "http"
 
     @property
     def addresses(self) -> list[tuple[str, str]]:

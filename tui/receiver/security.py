@@ -1,0 +1,56 @@
+"""TLS and a bearer token for both receivers (``--tls-cert``/``--tls-key``, ``--auth-token``)."""
+
+from __future__ import annotations
+
+import hmac
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from tui.receiver.errors import ReceiverConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Security:
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    auth_token: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ReceiverConfigError("--tls-cert and --tls-key go together: give both or neither")
+        for flag, path in (("--tls-cert", self.tls_cert), ("--tls-key", self.tls_key)):
+            if path is not None and not path.is_file():
+                raise ReceiverConfigError(f"{flag} {path}: no such file")
+        if self.auth_token is not None and not self.auth_token.strip():
+            raise ReceiverConfigError("--auth-token is empty")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The HTTP receiver's server context (TLS 1.2 or newer), or None for plain HTTP."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (ssl.SSLError, OSError) as exc:
+            raise ReceiverConfigError(f"cannot use --tls-cert {self.tls_cert} / --tls-key {self.tls_key}: {exc}") from None
+        return context
+
+    def key_pair(self) -> tuple[bytes, bytes] | None:
+        """(private key, certificate chain) PEM bytes for gRPC's server credentials."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        self.ssl_context()  # the same validation and error message as HTTP
+        return self.tls_key.read_bytes(), self.tls_cert.read_bytes()
+
+    def authorized(self, authorization: str | None) -> bool:
+        """True when no token is required, or the ``Authorization`` value is ``Bearer <token>``."""
+        if self.auth_token is None:
+            return True
+        expected = f"Bearer {self.auth_token}".encode()
+        return authorization is not None and hmac.compare_digest(authorization.strip().encode(), expected)
