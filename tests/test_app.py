@@ -321,3 +321,25 @@ async def test_header_says_when_exporters_are_told_to_back_off(receivers: Runnin
         receivers.receivers.stats.spans_rejected[BACK_PRESSURE] += 512  # as Ingest counts a refused batch
         await wait_until(pilot, lambda: "OVERLOADED" in screen_text(app).splitlines()[0])
         assert "rejected 512" in screen_text(app).splitlines()[0]
+
+
+async def test_save_keys_write_what_load_reads(receivers: Running, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from otlp_bodies import span_fields
+    from tui.receiver.decode import spans_from_request
+    from tui.receiver.files import read_requests
+
+    monkeypatch.chdir(tmp_path)
+    app = make_app(receivers)
+    async with app.run_test(size=SIZE) as pilot:
+        await send_all(receivers, pilot)
+        await pilot.press("s")  # the selected (newest) trace
+        await wait_until(pilot, lambda: len(list(tmp_path.glob("ollama-tui-trace-*.jsonl"))) == 1)
+        await pilot.press("e", "S")  # every trace shown: only the failing one
+        await wait_until(pilot, lambda: len(list(tmp_path.glob("ollama-tui-traces-*.jsonl"))) == 1)
+        (one,) = tmp_path.glob("ollama-tui-trace-*.jsonl")
+        (shown,) = tmp_path.glob("ollama-tui-traces-*.jsonl")
+        selected = app.trace_list.current.trace
+        expected = sorted(span_fields(s) for s in selected.spans.values())
+    for path in (one, shown):
+        loaded = [s for r in read_requests(path.name, path.read_bytes()) for s in spans_from_request(r).spans]
+        assert sorted(span_fields(s) for s in loaded) == expected  # the newest trace is the failing one

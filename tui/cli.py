@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tui import __version__
+from tui.files_option import FileOptions
 from tui.gc_policy import tune_gc
 
 DEFAULT_MAX_SPANS = 500_000
@@ -86,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--model", help="model the chat pane starts with (default: $OLLAMA_MODEL, else the first "
                                       "installed)")
     chat.add_argument("--no-chat", action="store_true", help="no chat pane")
+    files = parser.add_argument_group("files")
+    files.add_argument("--load", nargs="+", action="extend", metavar="FILE", default=[],
+                       help="open saved traces: OTLP JSON lines (Collector file exporter) or documents, OTLP "
+                            "protobuf, ConsoleSpanExporter output, .gz too; '-' reads standard input")
+    files.add_argument("--save", type=Path, metavar="FILE",
+                       help="append every received trace request to FILE as OTLP JSON lines (what --load reads)")
     out = parser.add_argument_group("output")
     out.add_argument("--print", dest="print_mode", action="store_true",
                      help="no UI: print each trace as an indented tree on stdout (for CI logs and pipes)")
@@ -106,6 +113,16 @@ def receiver_config(args: argparse.Namespace):  # -> ReceiverConfig, imported la
         max_message_bytes=args.max_request_mib * 1024 * 1024,
         queue_spans=args.queue_spans or DEFAULT_QUEUE_SPANS,
     )
+
+
+def _read_sources(paths: list[str]) -> list[tuple[str, bytes]] | str:
+    """Read every --load file up front, so a missing one is a one-line error before anything starts."""
+    from tui.receiver.files import UnreadableFile, read_source
+
+    try:
+        return [read_source(path) for path in paths]
+    except UnreadableFile as exc:
+        return f"--load {exc}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,11 +149,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"can send spans to it{advice}",
             file=sys.stderr,
         )
+    from tui.receiver.files import UnreadableFile
+
+    sources = _read_sources(args.load)
+    if isinstance(sources, str):
+        print(f"ollama-tui: {sources}", file=sys.stderr)
+        return EXIT_USAGE
+    files = FileOptions(sources, args.save)
     try:
         if args.print_mode:
             from tui.console.run import run_print
 
-            return asyncio.run(run_print(config, max_spans=args.max_spans, as_json=args.json))
+            return asyncio.run(run_print(config, max_spans=args.max_spans, as_json=args.json, files=files))
         from tui.app.run import run_app
         from tui.chat.host import resolve_ollama_host
 
@@ -145,8 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(f"--ollama-host: {exc}")
         model = args.model or os.environ.get("OLLAMA_MODEL") or None
-        return run_app(config, max_spans=args.max_spans, ollama_host=ollama_host, model=model)
-    except ReceiverConfigError as exc:
+        return run_app(config, max_spans=args.max_spans, ollama_host=ollama_host, model=model, files=files)
+    except (ReceiverConfigError, UnreadableFile) as exc:
         print(f"ollama-tui: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except PortUnavailable as exc:

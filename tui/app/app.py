@@ -6,8 +6,10 @@ the pump only adds to the store; the tick drains the store's change set and appl
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -24,6 +26,7 @@ from tui.app.widgets.detail import DetailList, DetailPane
 from tui.app.widgets.status_line import Status, StatusLine
 from tui.app.widgets.trace_list import TraceList
 from tui.gc_policy import FullCollector
+from tui.model.otlp_json import request_json
 from tui.model.store import StoreChanges, TraceStore
 from tui.receiver import OtlpReceivers, pump
 from tui.receiver.ingest import BACK_PRESSURE
@@ -59,6 +62,8 @@ class OllamaTuiApp(App[int]):
         Binding("t", "next_tab", "Next tab", id="app.next_tab"),
         Binding("o", "open_value", "Open value", id="app.open"),
         Binding("y", "copy_value", "Copy", id="app.copy"),
+        Binding("s", "save_trace", "Save trace", id="app.save_trace"),
+        Binding("S", "save_matching", "Save all shown", show=False, id="app.save_matching"),
         Binding("c", "clear", "Clear", id="app.clear"),
         Binding("a", "ask", "Ask (chat)", id="app.ask"),
         Binding("f2", "toggle_chat", "Chat pane", priority=True, id="app.chat"),
@@ -74,6 +79,7 @@ class OllamaTuiApp(App[int]):
         *,
         chat_host: str | None = None,
         model: str | None = None,
+        load: list[tuple[str, bytes]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
@@ -90,6 +96,7 @@ class OllamaTuiApp(App[int]):
                                          "(Enter keeps it, Esc clears)", id="filter")
         self._chat_pane = ChatPane(chat_host, model=model, id="chat") if chat_host is not None else None
         self._chat_session = None
+        self._load = load or []
         self.paused = False
         self._pending = StoreChanges()
         self._added_at_pause = 0
@@ -143,6 +150,19 @@ class OllamaTuiApp(App[int]):
         self._auto_show_chat()
         if self._chat_pane is not None:
             self.call_after_refresh(self._start_chat)
+        if self._load:
+            self.run_worker(self._load_files(), name="load", group="load", exit_on_error=False)
+
+    async def _load_files(self) -> None:
+        from tui.receiver.files import UnreadableFile, load_into
+
+        names = ", ".join(name for name, _ in self._load)
+        try:
+            spans = await load_into(self.receivers.ingest, self._load)
+        except UnreadableFile as exc:
+            self.notify(str(exc), title="Cannot load", severity="error", timeout=10, markup=False)
+            return
+        self.notify(f"Loaded {spans:,} spans from {names}", timeout=4, markup=False)
 
     def _start_chat(self) -> None:
         """Import the Ollama client stack and connect, once the first frame is on screen."""
@@ -367,6 +387,40 @@ class OllamaTuiApp(App[int]):
             self.copy_to_clipboard(item.copy_text)
             self.notify(f"Copied {item.title!r} ({len(item.copy_text):,} characters)", timeout=2, markup=False)
 
+    def action_save_trace(self) -> None:
+        """s: the selected trace, as OTLP JSON lines that --load reads back."""
+        row = self.trace_list.current
+        if row is None:
+            self.notify("Nothing selected to save", timeout=2)
+            return
+        self._save([row.trace.trace_id], "trace")
+
+    def action_save_matching(self) -> None:
+        """S: every trace the list shows (all of them, or those matching the filter / errors only)."""
+        index = self.trace_list.index
+        if not index.scan_done:
+            index.continue_scan(None)
+        self._save([index.row(i).trace.trace_id for i in range(len(index)) if index.row(i).span_row is None],
+                   "traces")
+
+    def _save(self, trace_ids: list[str], what: str) -> None:
+        path = Path.cwd() / time.strftime(f"ollama-tui-{what}-%Y%m%d-%H%M%S.jsonl")
+        traces = [t for t in (self.store.get(i) for i in trace_ids) if t is not None]
+        self.run_worker(lambda: self._write_traces(path, traces), thread=True, group="save", exit_on_error=False)
+
+    def _write_traces(self, path: Path, traces: list) -> None:  # noqa: ANN001 - list[Trace]
+        try:
+            with path.open("w", encoding="utf-8") as out:
+                for trace in traces:
+                    out.write(json.dumps(request_json(trace.spans.values()), separators=(",", ":")) + "\n")
+        except OSError as exc:
+            self.call_from_thread(self.notify, f"Cannot save {path}: {exc.strerror or exc}", severity="error",
+                                  markup=False)
+            return
+        spans = sum(t.span_count for t in traces)
+        self.call_from_thread(self.notify, f"Saved {len(traces):,} trace(s), {spans:,} spans, to {path}",
+                              timeout=6, markup=False)
+
     def action_clear(self) -> None:
         def answer(yes: bool | None) -> None:
             if yes:
@@ -400,6 +454,10 @@ class OllamaTuiApp(App[int]):
         yield SystemCommand("Pause display", "Freeze the list while spans keep arriving (toggle)",
                             self.action_toggle_pause)
         yield SystemCommand("Clear traces", "Forget every trace held in memory", self.action_clear)
+        yield SystemCommand("Save trace", "Write the selected trace as OTLP JSON lines (--load reads it)",
+                            self.action_save_trace)
+        yield SystemCommand("Save all shown traces", "Write every trace the list shows as OTLP JSON lines",
+                            self.action_save_matching)
         yield SystemCommand("Open value", "Show the selected value full screen", self.action_open_value)
         yield SystemCommand("Copy value", "Copy the selected value, prompt or completion", self.action_copy_value)
         yield SystemCommand("Help", "Every key binding", self.action_help)

@@ -8,18 +8,25 @@ import signal
 import sys
 
 from tui.console.printer import JsonLinesPrinter, TreePrinter
+from tui.files_option import FileOptions
 from tui.gc_policy import FullCollector
 from tui.model.store import TraceStore
 from tui.receiver import OtlpReceivers, ReceiverConfig, ReceiverStats, SpanQueue, pump
+from tui.receiver.files import RequestRecorder, load_into
 
 POLL_SECONDS = 0.1
 
 
-async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool) -> int:
+async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool, files: FileOptions | None = None) -> int:
+    files = files or FileOptions()
     receivers = OtlpReceivers(config)
+    recorder = RequestRecorder(files.save) if files.save else None
+    if recorder is not None:
+        receivers.ingest.listeners.append(recorder.record)
     await receivers.start()
     listening = " · ".join(f"{name} {address}" for name, address in receivers.addresses)
-    print(f"ollama-tui: receiving OTLP on {listening} (Ctrl+C to stop)", file=sys.stderr, flush=True)
+    tls = " over TLS" if config.security.tls else ""
+    print(f"ollama-tui: receiving OTLP{tls} on {listening} (Ctrl+C to stop)", file=sys.stderr, flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -36,6 +43,7 @@ async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool) ->
         worker = asyncio.create_task(_print_trees(receivers.queue, store, printer, stop))
         flush = lambda: _drain_trees(receivers.queue, store, printer)  # noqa: E731
     try:
+        await load_into(receivers.ingest, files.sources)
         await stop.wait()
     finally:
         await receivers.stop()
@@ -43,6 +51,8 @@ async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool) ->
         with contextlib.suppress(asyncio.CancelledError):
             await worker
         flush()
+        if recorder is not None:
+            recorder.close()
         print(f"ollama-tui: {summary(receivers.stats, store)}", file=sys.stderr, flush=True)
     return 0
 

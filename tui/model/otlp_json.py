@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from tui.model.span import Attributes, AttrValue, Span
+from collections.abc import Iterable
+
+from tui.model.span import Attributes, AttrValue, Resource, Scope, Span
 
 
 def any_value(value: AttrValue) -> dict[str, Any]:
@@ -36,6 +38,34 @@ def key_values(attributes: Attributes) -> list[dict[str, Any]]:
 
 def span_to_json(span: Span) -> dict[str, Any]:
     """One span as an OTLP/JSON ``Span`` object, plus its ``resource`` and ``scope`` for context."""
+    out = _span_fields(span)
+    out["resource"] = {"attributes": key_values(span.resource.attributes)}
+    out["scope"] = {"name": span.scope.name, "version": span.scope.version}
+    return out
+
+
+def request_json(spans: Iterable[Span]) -> dict[str, Any]:
+    """Spans as one OTLP/JSON ``ExportTraceServiceRequest``, grouped by resource and scope — one line
+    of the Collector file exporter's format, which ``--load`` reads back."""
+    groups: dict[int, tuple[Resource, dict[int, tuple[Scope, list[dict[str, Any]]]]]] = {}
+    for span in spans:
+        resource, scopes = groups.setdefault(id(span.resource), (span.resource, {}))
+        scopes.setdefault(id(span.scope), (span.scope, []))[1].append(_span_fields(span))
+    return {"resourceSpans": [
+        {
+            "resource": {"attributes": key_values(resource.attributes),
+                         "droppedAttributesCount": resource.dropped_attributes_count},
+            "scopeSpans": [
+                {"scope": {"name": scope.name, "version": scope.version, "attributes": key_values(scope.attributes)},
+                 "spans": spans_json}
+                for scope, spans_json in scopes.values()
+            ],
+        }
+        for resource, scopes in groups.values()
+    ]}
+
+
+def _span_fields(span: Span) -> dict[str, Any]:
     out: dict[str, Any] = {
         "traceId": span.trace_id,
         "spanId": span.span_id,
@@ -51,11 +81,14 @@ def span_to_json(span: Span) -> dict[str, Any]:
     )
     if span.events:
         out["events"] = [
-            {"timeUnixNano": str(e.time_ns), "name": e.name, "attributes": key_values(e.attributes)} for e in span.events
+            {"timeUnixNano": str(e.time_ns), "name": e.name, "attributes": key_values(e.attributes),
+             "droppedAttributesCount": e.dropped_attributes_count}
+            for e in span.events
         ]
     if span.links:
         out["links"] = [
-            {"traceId": link.trace_id, "spanId": link.span_id, "attributes": key_values(link.attributes)}
+            {"traceId": link.trace_id, "spanId": link.span_id, "traceState": link.trace_state,
+             "attributes": key_values(link.attributes), "droppedAttributesCount": link.dropped_attributes_count}
             for link in span.links
         ]
     status: dict[str, Any] = {}
@@ -64,6 +97,10 @@ def span_to_json(span: Span) -> dict[str, Any]:
     if span.status_message:
         status["message"] = span.status_message
     out["status"] = status
-    out["resource"] = {"attributes": key_values(span.resource.attributes)}
-    out["scope"] = {"name": span.scope.name, "version": span.scope.version}
+    for key, value in (("traceState", span.trace_state), ("flags", span.flags),
+                       ("droppedAttributesCount", span.dropped_attributes_count),
+                       ("droppedEventsCount", span.dropped_events_count),
+                       ("droppedLinksCount", span.dropped_links_count)):
+        if value:
+            out[key] = value
     return out

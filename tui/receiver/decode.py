@@ -69,17 +69,28 @@ def parse_json(message_type: type[M], body: bytes) -> M:
 
 def _hex_ids_to_base64(document: dict[str, Any]) -> None:
     """Rewrite OTLP's hex ``traceId``/``spanId``/``parentSpanId`` into the base64 protobuf JSON expects."""
+    _rewrite_ids(document, _hex_to_base64)
+
+
+def _rewrite_ids(document: dict[str, Any], convert: Any) -> None:
     stack: list[Any] = [document]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             for key, value in node.items():
                 if key in _ID_KEYS and isinstance(value, str):
-                    node[key] = _hex_to_base64(key, value)
+                    node[key] = convert(key, value)
                 elif isinstance(value, (dict, list)):
                     stack.append(value)
         elif isinstance(node, list):
             stack.extend(item for item in node if isinstance(item, (dict, list)))
+
+
+def to_otlp_json(message: Message) -> dict[str, Any]:
+    """The OTLP/JSON form of a request: lowerCamelCase keys, integer enums, hex ids."""
+    document = json_format.MessageToDict(message, use_integers_for_enums=True)
+    _rewrite_ids(document, lambda _key, value: base64.b64decode(value).hex())
+    return document
 
 
 def _hex_to_base64(key: str, value: str) -> str:
@@ -194,4 +205,5 @@ __all__ = [
     "parse_json",
     "parse_protobuf",
     "spans_from_request",
+    "to_otlp_json",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -92,6 +93,9 @@ class Ingest:
     def __init__(self, queue: SpanQueue, stats: ReceiverStats | None = None) -> None:
         self.queue = queue
         self.stats = stats or ReceiverStats()
+        #: Called with every accepted trace request that came from outside (not from ``--load``):
+        #: ``--save`` and ``--forward`` hook in here.
+        self.listeners: list[Callable[[ExportTraceServiceRequest], None]] = []
 
     def traces(self, transport: str, request: ExportTraceServiceRequest) -> ExportResult:
         self.stats.requests[f"{transport} traces"] += 1
@@ -102,6 +106,9 @@ class Ingest:
             self.stats.spans_rejected[BACK_PRESSURE] += len(decoded.spans)
             return ExportResult(Outcome.OVERLOADED)
         self.stats.spans_accepted += len(decoded.spans)
+        if transport != "file":
+            for listener in self.listeners:
+                listener(request)
         return ExportResult(Outcome.ACCEPTED, decoded.rejected, decoded.rejection)
 
     def logs(self, transport: str, request: ExportLogsServiceRequest) -> ExportResult:
