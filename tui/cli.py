@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--auth-token", metavar="TOKEN", default=os.environ.get("OLLAMA_TUI_AUTH_TOKEN"),
                      help="require 'Authorization: Bearer TOKEN' (gRPC metadata too) on every export "
                           "(default: $OLLAMA_TUI_AUTH_TOKEN; recommended with --host 0.0.0.0)")
+    net.add_argument("--forward", action="append", default=[], metavar="URL",
+                     help="also send every accepted request to this OTLP receiver (grpc://host:4317, "
+                          "http://host:4318, https://...; repeatable): a Collector, Jaeger, Phoenix, a vendor")
     store = parser.add_argument_group("storage")
     store.add_argument("--max-spans", type=_positive, default=DEFAULT_MAX_SPANS, metavar="N",
                        help="spans kept in memory; beyond this the oldest whole traces are evicted "
@@ -107,6 +110,7 @@ def receiver_config(args: argparse.Namespace):  # -> ReceiverConfig, imported la
 
     return ReceiverConfig(
         security=Security(args.tls_cert, args.tls_key, args.auth_token),
+        forward=tuple(args.forward),
         host=args.host,
         grpc_port=None if args.no_grpc else args.grpc_port,
         http_port=None if args.no_http else args.http_port,

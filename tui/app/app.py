@@ -252,8 +252,16 @@ class OllamaTuiApp(App[int]):
                 errors_only=index.errors_only,
                 scanned=index.scan_progress,
                 overloaded=now - self._refused_at < OVERLOAD_SECONDS,
+                forwarding=self._forwarding(),
             )
         )
+
+    def _forwarding(self) -> tuple[int, int, str] | None:
+        forwarders = self.receivers.forwarders
+        if not forwarders:
+            return None
+        error = next((f.stats.last_error for f in forwarders if f.stats.last_error), "")
+        return (sum(f.pending for f in forwarders), sum(sum(f.stats.lost.values()) for f in forwarders), error)
 
     # --- messages --------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from tui.gc_policy import FullCollector
 from tui.model.store import TraceStore
 from tui.receiver import OtlpReceivers, ReceiverConfig, ReceiverStats, SpanQueue, pump
 from tui.receiver.files import RequestRecorder, load_into
+from tui.receiver.forward import Forwarder
 
 POLL_SECONDS = 0.1
 
@@ -53,7 +54,7 @@ async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool, fi
         flush()
         if recorder is not None:
             recorder.close()
-        print(f"ollama-tui: {summary(receivers.stats, store)}", file=sys.stderr, flush=True)
+        print(f"ollama-tui: {summary(receivers.stats, store, receivers.forwarders)}", file=sys.stderr, flush=True)
     return 0
 
 
@@ -85,8 +86,9 @@ def _drain_trees(queue: SpanQueue, store: TraceStore, printer: TreePrinter) -> N
     printer.poll(flush=True)
 
 
-def summary(stats: ReceiverStats, store: TraceStore) -> str:
+def summary(stats: ReceiverStats, store: TraceStore, forwarders: list[Forwarder] | None = None) -> str:
     """One line of totals, so a CI log shows whether anything was refused or evicted."""
+    forwarders = forwarders or []
     parts = [f"{stats.spans_accepted} spans accepted", f"{len(store)} traces held"]
     if stats.spans_rejected:
         parts.append(
@@ -98,6 +100,10 @@ def summary(stats: ReceiverStats, store: TraceStore) -> str:
         )
     if store.evicted_spans:
         parts.append(f"{store.evicted_spans} spans evicted")
+    for forwarder in forwarders:
+        lost = sum(forwarder.stats.lost.values())
+        parts.append(f"forwarded {forwarder.stats.sent_spans} spans to {forwarder.url}"
+                     + (f" ({lost} requests lost: {dict(forwarder.stats.lost)})" if lost else ""))
     if stats.log_records or stats.metric_points:
         parts.append(f"{stats.log_records} log records and {stats.metric_points} metric points received")
     return "; ".join(parts)

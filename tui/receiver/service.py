@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tui.model.store import TraceStore
+from tui.receiver.forward import Forwarder
 from tui.receiver.grpc_server import OtlpGrpcReceiver
 from tui.receiver.http_server import OtlpHttpReceiver
 from tui.receiver.ingest import Ingest, ReceiverStats, SpanQueue
@@ -30,6 +31,8 @@ class ReceiverConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     queue_spans: int = DEFAULT_QUEUE_SPANS
     security: Security = field(default_factory=Security)
+    #: ``--forward`` upstream URLs.
+    forward: tuple[str, ...] = ()
 
     @property
     def is_loopback(self) -> bool:
@@ -54,6 +57,9 @@ class OtlpReceivers:
             if config.http_port is not None
             else None
         )
+        self.forwarders = [Forwarder(url) for url in config.forward]
+        for forwarder in self.forwarders:
+            self.ingest.listeners.append(forwarder.offer)
 
     async def start(self) -> None:
         """Start every enabled receiver; if one cannot bind, stop the others and re-raise."""
@@ -65,12 +71,16 @@ class OtlpReceivers:
         except BaseException:
             await self.stop()
             raise
+        for forwarder in self.forwarders:
+            forwarder.start()
 
     async def stop(self) -> None:
         if self.grpc:
             await self.grpc.stop()
         if self.http:
             await self.http.stop()
+        for forwarder in self.forwarders:
+            await forwarder.stop()
 
     @property
     def scheme(self) -> str:

@@ -26,6 +26,8 @@ class Status:
     scanned: float = 1.0
     #: Exporters were answered with back-pressure (queue full) in the last few seconds.
     overloaded: bool = False
+    #: ``--forward``: (requests waiting, requests lost, an error to show or "") — None without it.
+    forwarding: tuple[int, int, str] | None = None
 
 
 def _count(n: int) -> str:
@@ -72,6 +74,14 @@ class StatusLine(Widget):
         text.append(" · ")
         text.append(f"evicted {_count(status.evicted)}", style="bold yellow" if status.evicted else "")
         text.append("  │  ")
+        if status.forwarding is not None:
+            waiting, lost, error = status.forwarding
+            trouble = bool(lost or error)
+            text.append(f"→ forward: {waiting:,} waiting" + (f", {lost:,} lost" if lost else ""),
+                        style="bold red" if trouble else "")
+            if error:
+                text.append(f" ({error[:60]})", style="red")
+            text.append("  │  ")
         if status.overloaded:
             text.append("OVERLOADED: exporters told to back off", style="bold white on red")
             text.append("  ")

@@ -1,0 +1,80 @@
+"""--forward: a second receiver gets every accepted request; a down or refusing upstream costs nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from conftest import export, make_exporter, running_receivers
+from otlp_bodies import protobuf_request
+from sdk_spans import nested_trace, record
+from tui.receiver import ReceiverConfig, ReceiverConfigError, Security
+from tui.receiver.forward import Forwarder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("scheme", ["grpc", "http"])
+async def test_forwards_to_a_second_receiver(scheme: str) -> None:
+    async with running_receivers() as upstream:
+        port = upstream.receivers.grpc.port if scheme == "grpc" else upstream.receivers.http.port
+        config = ReceiverConfig(grpc_port=0, http_port=0, forward=(f"{scheme}://127.0.0.1:{port}",))
+        async with running_receivers(config) as front:
+            spans = record(nested_trace)
+            exporter = make_exporter(front, "http")
+            try:
+                assert await export(exporter, spans) is SpanExportResult.SUCCESS
+            finally:
+                exporter.shutdown()
+            await front.wait_for_spans(len(spans))
+            await upstream.wait_for_spans(len(spans))
+            (forwarder,) = front.receivers.forwarders
+            assert forwarder.stats.sent_spans == len(spans) and not forwarder.stats.lost
+        shown = sorted((s.trace_id, s.span_id, s.name) for t in front.store for s in t.spans.values())
+        forwarded = sorted((s.trace_id, s.span_id, s.name) for t in upstream.store for s in t.spans.values())
+        assert forwarded == shown
+
+
+async def test_a_down_upstream_is_retried_then_delivered() -> None:
+    port = free_port()
+    config = ReceiverConfig(grpc_port=0, http_port=0, forward=(f"http://127.0.0.1:{port}",))
+    async with running_receivers(config) as front:
+        spans = record(nested_trace)
+        exporter = make_exporter(front, "grpc")
+        try:
+            assert await export(exporter, spans) is SpanExportResult.SUCCESS  # the viewer is not held up
+        finally:
+            exporter.shutdown()
+        await front.wait_for_spans(len(spans))
+        (forwarder,) = front.receivers.forwarders
+        async with asyncio.timeout(10):
+            while forwarder.stats.retries < 1:
+                await asyncio.sleep(0.05)
+        assert forwarder.pending == 1 and "ClientConnectorError" in forwarder.stats.last_error
+        async with running_receivers(ReceiverConfig(grpc_port=None, http_port=port)) as upstream:
+            await upstream.wait_for_spans(len(spans), timeout=15)
+        assert forwarder.pending == 0 and forwarder.stats.sent_spans == len(spans) and not forwarder.stats.lost
+
+
+async def test_a_refusing_upstream_loses_the_request_counted_and_the_buffer_is_bounded() -> None:
+    needs_token = ReceiverConfig(grpc_port=0, http_port=0, security=Security(auth_token="x"))
+    async with running_receivers(needs_token) as upstream:
+        forwarder = Forwarder(f"http://127.0.0.1:{upstream.receivers.http.port}", buffer=2)
+        for _ in range(3):
+            forwarder.offer(protobuf_request())
+        assert forwarder.pending == 2 and forwarder.stats.lost["buffer full"] == 1
+        forwarder.start()
+        await forwarder.stop(drain_seconds=5)
+        assert forwarder.stats.lost["rejected: HTTP 401"] == 2 and forwarder.pending == 0
+
+
+def test_bad_forward_url() -> None:
+    with pytest.raises(ReceiverConfigError, match="use grpc://host:port"):
+        Forwarder("ftp://example.com")

@@ -1,0 +1,184 @@
+"""``--forward URL``: send every accepted request on to another OTLP receiver.
+
+ollama-tui can then sit in front of the real pipeline (a Collector, Jaeger, Phoenix, a vendor)
+during development. Each upstream gets a bounded buffer and a task of its own: requests are retried
+with exponential backoff (and the upstream's own Retry-After / RetryInfo), a full buffer drops its
+oldest request, and every failure and drop is counted for the header. Nothing here can slow the
+receivers or the UI: accepting a request only serialises it into the buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import aiohttp
+import grpc
+from google.rpc.error_details_pb2 import RetryInfo
+
+from tui.receiver.decode import ExportTraceServiceRequest
+from tui.receiver.errors import ReceiverConfigError
+
+TRACES_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+#: Requests held per upstream while it is slow or down (with 512-span batches, ~260 000 spans).
+DEFAULT_BUFFER = 512
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+TIMEOUT = 10.0
+_RETRYABLE_HTTP = {429, 502, 503, 504}
+_RETRYABLE_GRPC = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                   grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED, grpc.StatusCode.OUT_OF_RANGE,
+                   grpc.StatusCode.DATA_LOSS}
+
+
+@dataclass(slots=True)
+class ForwardStats:
+    sent_requests: int = 0
+    sent_spans: int = 0
+    #: Requests given up on, by reason (rejected by the upstream, or dropped from a full buffer).
+    lost: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+    last_error: str = ""
+
+
+class _Retry(Exception):
+    def __init__(self, message: str, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class Forwarder:
+    """One upstream: ``grpc://host:port`` (``grpcs://`` for TLS) or ``http(s)://host:port[/path]``."""
+
+    def __init__(self, url: str, buffer: int = DEFAULT_BUFFER) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("grpc", "grpcs", "http", "https") or not parts.hostname:
+            raise ReceiverConfigError(f"--forward {url!r}: use grpc://host:port, grpcs://, http:// or https://")
+        self.url = url
+        self.scheme = parts.scheme
+        if parts.scheme.startswith("http"):
+            path = parts.path if parts.path not in ("", "/") else "/v1/traces"
+            self.target = f"{parts.scheme}://{parts.netloc}{path}"
+        else:
+            self.target = f"{parts.hostname}:{parts.port or 4317}"
+        self.stats = ForwardStats()
+        self._pending: deque[tuple[bytes, int]] = deque()
+        self._buffer = buffer
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def offer(self, request: ExportTraceServiceRequest) -> None:
+        """Queue a request (called by the ingest for every accepted one); never waits."""
+        if len(self._pending) >= self._buffer:
+            self._pending.popleft()
+            self.stats.lost["buffer full"] += 1
+        spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        self._pending.append((request.SerializeToString(), spans))
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"forward {self.url}")
+
+    async def stop(self, drain_seconds: float = 2.0) -> None:
+        """Give the buffer a moment to drain (quitting should not lose what can still be sent)."""
+        if self._task is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_seconds
+        while self._pending and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        if self._pending:
+            self.stats.lost["not sent before exit"] += len(self._pending)
+
+    async def _run(self) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            send = await self._sender(stack)
+            backoff = FIRST_BACKOFF
+            while True:
+                if not self._pending:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                body, spans = self._pending[0]
+                try:
+                    await send(body)
+                except _Retry as exc:
+                    self.stats.retries += 1
+                    self.stats.last_error = str(exc)
+                    await asyncio.sleep(exc.delay if exc.delay is not None else backoff)
+                    backoff = min(MAX_BACKOFF, backoff * 2)
+                    continue
+                except _Rejected as exc:
+                    self.stats.lost[f"rejected: {exc}"] += 1
+                    self.stats.last_error = str(exc)
+                else:
+                    self.stats.sent_requests += 1
+                    self.stats.sent_spans += spans
+                    self.stats.last_error = ""
+                if self._pending and self._pending[0][0] is body:
+                    self._pending.popleft()
+                backoff = FIRST_BACKOFF
+
+    async def _sender(self, stack: contextlib.AsyncExitStack):  # -> Callable[[bytes], Awaitable[None]]
+        if self.scheme.startswith("http"):
+            session = await stack.enter_async_context(aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT)))
+
+            async def send_http(body: bytes) -> None:
+                try:
+                    async with session.post(self.target, data=body,
+                                            headers={"Content-Type": "application/x-protobuf"}) as response:
+                        await response.read()
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                    raise _Retry(f"{self.url}: {type(exc).__name__}: {exc}") from None
+                if response.status in _RETRYABLE_HTTP:
+                    raise _Retry(f"{self.url} answered {response.status}", _retry_after(response.headers))
+                if response.status >= 300:
+                    raise _Rejected(f"HTTP {response.status}")
+
+            return send_http
+
+        channel = (grpc.aio.secure_channel(self.target, grpc.ssl_channel_credentials())
+                   if self.scheme == "grpcs" else grpc.aio.insecure_channel(self.target))
+        stack.push_async_callback(channel.close)
+        call = channel.unary_unary(TRACES_METHOD)
+
+        async def send_grpc(body: bytes) -> None:
+            try:
+                await call(body, timeout=TIMEOUT)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in _RETRYABLE_GRPC:
+                    raise _Retry(f"{self.url}: {exc.code().name}", _retry_info(exc)) from None
+                raise _Rejected(exc.code().name) from None
+
+        return send_grpc
+
+
+class _Rejected(Exception):
+    """The upstream refused the request for good (bad data, auth): retrying would not help."""
+
+
+def _retry_after(headers: object) -> float | None:
+    value = getattr(headers, "get", lambda _k: None)("Retry-After")
+    try:
+        return min(MAX_BACKOFF, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _retry_info(error: grpc.aio.AioRpcError) -> float | None:
+    for key, value in error.trailing_metadata() or ():
+        if key == "google.rpc.retryinfo-bin":
+            delay = RetryInfo.FromString(value).retry_delay
+            return min(MAX_BACKOFF, delay.seconds + delay.nanos / 1e9)
+    return None
