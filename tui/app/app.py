@@ -20,6 +20,7 @@ from textual.widgets import Footer, Input, TextArea
 from tui.app.empty_state import empty_state_lines
 from tui.app.screens.confirm import ConfirmScreen
 from tui.app.screens.help import HelpScreen
+from tui.app.screens.telemetry import TelemetryScreen
 from tui.app.screens.value import ValueScreen
 from tui.app.widgets.chat import ChatInput, ChatPane
 from tui.app.widgets.detail import DetailList, DetailPane
@@ -27,6 +28,7 @@ from tui.app.widgets.status_line import Status, StatusLine
 from tui.app.widgets.trace_list import TraceList
 from tui.gc_policy import FullCollector
 from tui.model.otlp_json import request_json
+from tui.model.span import Event, Span
 from tui.model.store import StoreChanges, TraceStore
 from tui.receiver import OtlpReceivers, pump
 from tui.receiver.ingest import BACK_PRESSURE
@@ -65,6 +67,7 @@ class OllamaTuiApp(App[int]):
         Binding("s", "save_trace", "Save trace", id="app.save_trace"),
         Binding("S", "save_matching", "Save all shown", show=False, id="app.save_matching"),
         Binding("c", "clear", "Clear", id="app.clear"),
+        Binding("L", "telemetry", "Logs & metrics", show=False, id="app.telemetry"),
         Binding("a", "ask", "Ask (chat)", id="app.ask"),
         Binding("f2", "toggle_chat", "Chat pane", priority=True, id="app.chat"),
         Binding("tab", "switch_pane", "Next pane", show=False, priority=True, id="app.pane"),
@@ -91,7 +94,7 @@ class OllamaTuiApp(App[int]):
         # Held directly, not queried: timers may still fire while the screen is being torn down.
         self._status_line = StatusLine(id="status")
         self._trace_list = TraceList(store, empty_help=self._empty_help, clock=clock, id="traces")
-        self._detail = DetailPane(id="detail")
+        self._detail = DetailPane(logs=self._log_events, id="detail")
         self._filter = Input(placeholder="filter: service, span name, model, attribute values, prompt text  "
                                          "(Enter keeps it, Esc clears)", id="filter")
         self._chat_pane = ChatPane(chat_host, model=model, id="chat") if chat_host is not None else None
@@ -121,6 +124,10 @@ class OllamaTuiApp(App[int]):
                 yield self._chat_pane
         yield self._filter
         yield Footer()
+
+    def _log_events(self, span: Span) -> tuple[Event, ...]:
+        log_store = self.receivers.ingest.log_store
+        return tuple(record.as_event() for record in log_store.for_span(span.trace_id, span.span_id))
 
     def _empty_help(self) -> list[str]:
         index = self.trace_list.index
@@ -213,6 +220,11 @@ class OllamaTuiApp(App[int]):
             self._show_detail()
 
     def _apply(self, changes: StoreChanges) -> None:
+        log_store = self.receivers.ingest.log_store
+        for trace_id in changes.evicted:
+            log_store.forget_trace(trace_id)
+        if changes.cleared:
+            log_store.clear()
         trace_list = self.trace_list
         trace_list.apply_changes(changes)
         selected = trace_list.selected
@@ -429,6 +441,12 @@ class OllamaTuiApp(App[int]):
         self.call_from_thread(self.notify, f"Saved {len(traces):,} trace(s), {spans:,} spans, to {path}",
                               timeout=6, markup=False)
 
+    def action_telemetry(self) -> None:
+        """L: GenAI metrics per model and the log records that name no trace."""
+        ingest = self.receivers.ingest
+        self.push_screen(TelemetryScreen(ingest.log_store, ingest.metrics_summary, ingest.stats.log_records,
+                                         ingest.stats.metric_points))
+
     def action_clear(self) -> None:
         def answer(yes: bool | None) -> None:
             if yes:
@@ -469,6 +487,8 @@ class OllamaTuiApp(App[int]):
         yield SystemCommand("Open value", "Show the selected value full screen", self.action_open_value)
         yield SystemCommand("Copy value", "Copy the selected value, prompt or completion", self.action_copy_value)
         yield SystemCommand("Help", "Every key binding", self.action_help)
+        yield SystemCommand("Logs and metrics", "GenAI metrics per model, logs that name no trace",
+                            self.action_telemetry)
         if self._chat_pane is not None:
             yield SystemCommand("Chat: ask", "Open the chat pane and type a prompt", self.action_ask)
             yield SystemCommand("Chat: show or hide the pane", "Toggle the chat pane", self.action_toggle_chat)

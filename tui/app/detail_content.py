@@ -16,7 +16,7 @@ from tui.model.genai import GenAIView
 from tui.model.span import Attributes, Event, Span
 from tui.model.store import Trace
 from tui.model.text import format_duration, format_value, safe_text
-from tui.model.trace_list import ListRow, llm_spans
+from tui.model.trace_list import ListRow, LogEvents, llm_spans, no_logs
 
 #: Characters of one value shown inline; the full value opens with the full-screen key.
 INLINE_LIMIT = 4_000
@@ -62,13 +62,13 @@ def _attribute_items(attributes: Attributes) -> list[Item]:
 
 # --- LLM tab ----------------------------------------------------------------------------------------
 
-def llm_items(row: ListRow) -> list[Item]:
+def llm_items(row: ListRow, logs: LogEvents = no_logs) -> list[Item]:
     """The LLM tab: for a span its LLM view; for a trace every LLM span in it, in tree order."""
     if row.span_row is not None:
-        view = GenAIView.from_span(row.span_row.span)
+        view = GenAIView.from_span(row.span_row.span, logs(row.span_row.span))
         return _view_items(view) if view else []
     items: list[Item] = []
-    for span, view in llm_spans(row.trace):
+    for span, view in llm_spans(row.trace, logs):
         items.append(Item(f"{span.name}  ({format_duration(span.duration_ns)})", heading=True))
         items.extend(_view_items(view))
     return items
@@ -193,11 +193,19 @@ def _span_identity(span: Span) -> list[Item]:
 
 # --- Events tab -----------------------------------------------------------------------------------
 
-def event_items(row: ListRow) -> list[Item]:
+def event_items(row: ListRow, logs: LogEvents = no_logs) -> list[Item]:
+    """Span events, then a "Logs" section of the log records naming the span, each in time order."""
     span = row.span_row.span if row.span_row else row.trace.root
-    if span is None or not span.events:
+    if span is None:
         return [Item("No events on this span", style="italic")]
-    return [_event_item(span, event) for event in sorted(span.events, key=lambda e: e.time_ns)]
+    records = logs(span)
+    items = [_event_item(span, event) for event in sorted(span.events, key=lambda e: e.time_ns)]
+    if not items and not records:
+        return [Item("No events or logs on this span", style="italic")]
+    if records:
+        items.append(Item(f"Logs ({len(records)})", heading=True))
+        items.extend(_event_item(span, record) for record in records)
+    return items
 
 
 def _event_item(span: Span, event: Event) -> Item:

@@ -121,9 +121,10 @@ class GenAIView:
         return self.output_tokens / generating if generating > 0 else None
 
     @classmethod
-    def from_span(cls, span: Span) -> GenAIView | None:
-        """The LLM view of ``span``, or None when it carries no LLM data at all."""
-        if not is_llm_span(span):
+    def from_span(cls, span: Span, log_events: tuple[Event, ...] = ()) -> GenAIView | None:
+        """The LLM view of ``span`` (and of the log records that name it, as events), or None when
+        neither carries LLM data."""
+        if not is_llm_span(span) and not any(e.name.startswith("gen_ai.") for e in log_events):
             return None
         a = span.attributes
         view = cls(duration_s=span.duration_ns / 1e9)
@@ -141,8 +142,9 @@ class GenAIView:
         view.time_to_first_token_s = _time_to_first_token(span)
         view.ollama_timings = _ollama_timings(a)
 
+        events = (*span.events, *log_events)
         for source, extract in _MESSAGE_SOURCES:
-            system, inputs, outputs = extract(span)
+            system, inputs, outputs = extract(span, events)
             if system and not view.system:
                 view.system = system
             if inputs and not view.input:
@@ -178,7 +180,7 @@ def _semconv(source: Callable[[str], AttrValue]) -> tuple[list[str], list[Messag
     return system, _semconv_messages(source("gen_ai.input.messages")), _semconv_messages(source("gen_ai.output.messages"))
 
 
-def _from_semconv_attributes(span: Span) -> tuple[list[str], list[Message], list[Message]]:
+def _from_semconv_attributes(span: Span, _events: tuple[Event, ...]) -> tuple[list[str], list[Message], list[Message]]:
     return _semconv(span.attributes.get)
 
 
@@ -262,11 +264,12 @@ def _json_text(value: Any) -> str:
 
 # --- convention 2: GenAI events on the span ---------------------------------------------------------
 
-def _from_events(span: Span) -> tuple[list[str], list[Message], list[Message]]:
+def _from_events(_span: Span, events: tuple[Event, ...]) -> tuple[list[str], list[Message], list[Message]]:
+    """GenAI events on the span, and log records naming the span (the same fields, as events)."""
     system: list[str] = []
     inputs: list[Message] = []
     outputs: list[Message] = []
-    for event in span.events:
+    for event in sorted(events, key=lambda e: e.time_ns):
         a = event.attributes
         if event.name == _DETAILS_EVENT:
             s, i, o = _semconv(a.get)
@@ -330,22 +333,23 @@ def _flattened(span: Span, pattern: re.Pattern[str], tools: re.Pattern[str], inp
     return [], inputs, outputs
 
 
-def _from_openllmetry(span: Span) -> tuple[list[str], list[Message], list[Message]]:
+def _from_openllmetry(span: Span, _events: tuple[Event, ...]) -> tuple[list[str], list[Message], list[Message]]:
     return _flattened(span, _FLAT, _FLAT_TOOL, "gen_ai.prompt", "gen_ai.completion")
 
 
-def _from_openinference(span: Span) -> tuple[list[str], list[Message], list[Message]]:
+def _from_openinference(span: Span, _events: tuple[Event, ...]) -> tuple[list[str], list[Message], list[Message]]:
     return _flattened(span, _OPENINFERENCE, _OI_TOOL, "input_messages", "output_messages")
 
 
-def _from_generic_values(span: Span) -> tuple[list[str], list[Message], list[Message]]:
+def _from_generic_values(span: Span, _events: tuple[Event, ...]) -> tuple[list[str], list[Message], list[Message]]:
     a = span.attributes
     inputs = [Message("input", _json_text(_plain(a["input.value"])))] if "input.value" in a else []
     outputs = [Message("output", _json_text(_plain(a["output.value"])))] if "output.value" in a else []
     return [], inputs, outputs
 
 
-_MESSAGE_SOURCES: tuple[tuple[str, Callable[[Span], tuple[list[str], list[Message], list[Message]]]], ...] = (
+_Extract = Callable[[Span, tuple[Event, ...]], tuple[list[str], list[Message], list[Message]]]
+_MESSAGE_SOURCES: tuple[tuple[str, _Extract], ...] = (
     ("gen_ai.input.messages", _from_semconv_attributes),
     ("GenAI events", _from_events),
     ("gen_ai.prompt.N.*", _from_openllmetry),

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tui.model.genai import USAGE_MARKERS, GenAIView, UsageSummary, is_llm_span, summarize
-from tui.model.span import Span
+from tui.model.span import Event, Span
 from tui.model.store import StoreChanges, Trace, TraceStore, TreeRow
 from tui.model.text import tree_guides
 
@@ -390,12 +391,19 @@ def _has_usage(span: Span) -> bool:
     return bool(usage.model) or usage.input_tokens is not None or usage.output_tokens is not None
 
 
-def llm_spans(trace: Trace) -> list[tuple[Span, GenAIView]]:
-    """A trace's LLM spans in tree order with their views (the LLM tab of a trace row)."""
+LogEvents = Callable[[Span], tuple[Event, ...]]
+
+
+def no_logs(_span: Span) -> tuple[Event, ...]:
+    return ()
+
+
+def llm_spans(trace: Trace, logs: LogEvents = no_logs) -> list[tuple[Span, GenAIView]]:
+    """A trace's LLM spans in tree order with their views (the LLM tab of a trace row); ``logs``
+    gives the log records naming a span, as events (GenAI instrumentations log prompts there)."""
     found = []
     for row in trace.rows():
-        if is_llm_span(row.span):
-            view = GenAIView.from_span(row.span)
-            if view is not None:
-                found.append((row.span, view))
+        view = GenAIView.from_span(row.span, logs(row.span))
+        if view is not None:
+            found.append((row.span, view))
     return found

@@ -22,6 +22,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
 from tui.model.span import AttrValue, Event, Link, Resource, Scope, Span, span_kind, status_code
+from tui.model.telemetry import LogRecord, MetricsSummary
 
 _ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId"})
 _ID_LENGTHS = {"traceId": 16, "spanId": 8, "parentSpanId": 8}
@@ -175,6 +176,59 @@ def spans_from_request(request: ExportTraceServiceRequest) -> DecodedSpans:
     return DecodedSpans(spans, rejected, rejection)
 
 
+def logs_from_request(request: ExportLogsServiceRequest) -> list[LogRecord]:
+    """Log records with their trace/span ids (hex, "" when absent) and their resource."""
+    records = []
+    for resource_logs in request.resource_logs:
+        resource = Resource(attributes(resource_logs.resource.attributes),
+                            resource_logs.resource.dropped_attributes_count)
+        for scope_logs in resource_logs.scope_logs:
+            for r in scope_logs.log_records:
+                trace_id, span_id = r.trace_id.hex(), r.span_id.hex()
+                if trace_id == _ZERO_TRACE_ID or span_id == _ZERO_SPAN_ID:
+                    trace_id = span_id = ""
+                records.append(LogRecord(
+                    r.time_unix_nano or r.observed_time_unix_nano, r.severity_text, r.severity_number,
+                    attribute_value(r.body), attributes(r.attributes), trace_id, span_id,
+                    getattr(r, "event_name", ""), resource))
+    return records
+
+
+_TOKEN_USAGE = "gen_ai.client.token.usage"
+_DURATION = "gen_ai.client.operation.duration"
+_FIRST_TOKEN = ("gen_ai.server.time_to_first_token", "gen_ai.client.time_to_first_token",
+                "gen_ai.client.operation.time_to_first_chunk")
+
+
+def summarize_metrics(request: ExportMetricsServiceRequest, summary: MetricsSummary) -> None:
+    """Add the GenAI client metrics to ``summary`` per model; count every other metric's points."""
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is None:
+                    continue
+                points = getattr(metric, kind).data_points
+                if metric.name not in (_TOKEN_USAGE, _DURATION, *_FIRST_TOKEN) or kind != "histogram":
+                    summary.other_points[metric.name] = summary.other_points.get(metric.name, 0) + len(points)
+                    continue
+                for point in points:
+                    a = attributes(point.attributes)
+                    model = str(a.get("gen_ai.response.model") or a.get("gen_ai.request.model") or "")
+                    usage = summary.usage(model)
+                    if metric.name == _TOKEN_USAGE:
+                        if a.get("gen_ai.token.type") == "output":
+                            usage.output_tokens += point.sum
+                        else:
+                            usage.input_tokens += point.sum
+                    elif metric.name == _DURATION:
+                        usage.operations += point.count
+                        usage.duration_sum_s += point.sum
+                    else:
+                        usage.first_token_count += point.count
+                        usage.first_token_sum_s += point.sum
+
+
 def count_log_records(request: ExportLogsServiceRequest) -> int:
     return sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
 
@@ -202,6 +256,8 @@ __all__ = [
     "count_log_records",
     "count_metric_points",
     "decode_payload",
+    "logs_from_request",
+    "summarize_metrics",
     "parse_json",
     "parse_protobuf",
     "spans_from_request",

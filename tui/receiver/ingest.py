@@ -19,8 +19,11 @@ from tui.receiver.decode import (
     ExportTraceServiceRequest,
     count_log_records,
     count_metric_points,
+    logs_from_request,
     spans_from_request,
+    summarize_metrics,
 )
+from tui.model.telemetry import LogStore, MetricsSummary
 
 #: The reason counted for spans refused because the queue was full; the exporter was told to retry.
 BACK_PRESSURE = "back-pressure (retry asked)"
@@ -93,6 +96,9 @@ class Ingest:
     def __init__(self, queue: SpanQueue, stats: ReceiverStats | None = None) -> None:
         self.queue = queue
         self.stats = stats or ReceiverStats()
+        #: Logs and GenAI metrics, kept beside the traces (small, so stored directly, not queued).
+        self.log_store = LogStore()
+        self.metrics_summary = MetricsSummary()
         #: Called with every accepted trace request that came from outside (not from ``--load``):
         #: ``--save`` and ``--forward`` hook in here.
         self.listeners: list[Callable[[ExportTraceServiceRequest], None]] = []
@@ -114,11 +120,13 @@ class Ingest:
     def logs(self, transport: str, request: ExportLogsServiceRequest) -> ExportResult:
         self.stats.requests[f"{transport} logs"] += 1
         self.stats.log_records += count_log_records(request)
+        self.log_store.add(logs_from_request(request))
         return ExportResult(Outcome.ACCEPTED)
 
     def metrics(self, transport: str, request: ExportMetricsServiceRequest) -> ExportResult:
         self.stats.requests[f"{transport} metrics"] += 1
         self.stats.metric_points += count_metric_points(request)
+        summarize_metrics(request, self.metrics_summary)
         return ExportResult(Outcome.ACCEPTED)
 
     def bad_request(self, transport: str, reason: str) -> None:

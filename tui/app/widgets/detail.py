@@ -10,7 +10,7 @@ from textual.widgets import OptionList, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
 from tui.app.detail_content import Item, attribute_items, event_items, llm_items, timeline_lines
-from tui.model.trace_list import ListRow
+from tui.model.trace_list import ListRow, LogEvents, no_logs
 
 TABS = ("llm", "attributes", "events", "timeline")
 
@@ -63,9 +63,11 @@ class DetailPane(Vertical):
     DetailPane ContentSwitcher { height: 1fr; }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, logs: LogEvents = no_logs, id: str | None = None) -> None:
         super().__init__(id=id)
         self.row: ListRow | None = None
+        #: Log records naming a span, as events (from the OTLP logs receiver).
+        self.logs = logs
 
     def compose(self) -> ComposeResult:
         with TabbedContent(id="detail-tabs", initial="tab-attributes"):
@@ -98,10 +100,10 @@ class DetailPane(Vertical):
             for tab in TABS:
                 self.list(tab).show_items([Item("Nothing selected", style="italic")])
             return
-        llm = llm_items(row)
+        llm = llm_items(row, self.logs)
         self.list("llm").show_items(llm, highlight=None if same else 0)
         self.list("attributes").show_items(attribute_items(row), highlight=None if same else 0)
-        self.list("events").show_items(event_items(row), highlight=None if same else 0)
+        self.list("events").show_items(event_items(row, self.logs), highlight=None if same else 0)
         self._show_timeline(row)
         if llm:
             tabs.show_tab("tab-llm")
