@@ -36,6 +36,9 @@ async def test_forwards_to_a_second_receiver(scheme: str) -> None:
             await front.wait_for_spans(len(spans))
             await upstream.wait_for_spans(len(spans))
             (forwarder,) = front.receivers.forwarders
+            async with asyncio.timeout(10):  # the upstream may store the spans before our send returns
+                while forwarder.pending:
+                    await asyncio.sleep(0.01)
             assert forwarder.stats.sent_spans == len(spans) and not forwarder.stats.lost
         shown = sorted((s.trace_id, s.span_id, s.name) for t in front.store for s in t.spans.values())
         forwarded = sorted((s.trace_id, s.span_id, s.name) for t in upstream.store for s in t.spans.values())
@@ -60,6 +63,9 @@ async def test_a_down_upstream_is_retried_then_delivered() -> None:
         assert forwarder.pending == 1 and "ClientConnectorError" in forwarder.stats.last_error
         async with running_receivers(ReceiverConfig(grpc_port=None, http_port=port)) as upstream:
             await upstream.wait_for_spans(len(spans), timeout=15)
+            async with asyncio.timeout(10):
+                while forwarder.pending:
+                    await asyncio.sleep(0.01)
         assert forwarder.pending == 0 and forwarder.stats.sent_spans == len(spans) and not forwarder.stats.lost
 
 
@@ -78,3 +84,43 @@ async def test_a_refusing_upstream_loses_the_request_counted_and_the_buffer_is_b
 def test_bad_forward_url() -> None:
     with pytest.raises(ReceiverConfigError, match="use grpc://host:port"):
         Forwarder("ftp://example.com")
+
+
+async def test_a_slow_upstream_never_holds_up_the_viewer() -> None:
+    """An upstream that has not answered yet: exports to ollama-tui are answered regardless."""
+    from aiohttp import web
+
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.wait_for(release.wait(), 3)
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    app = web.Application()
+    app.router.add_post("/v1/traces", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        config = ReceiverConfig(grpc_port=0, http_port=0, forward=(f"http://127.0.0.1:{port}",))
+        async with running_receivers(config) as front:
+            exporter = make_exporter(front, "http")
+            try:
+                for _ in range(3):  # each answered while the upstream still sits on the first request
+                    assert await export(exporter, record(nested_trace)) is SpanExportResult.SUCCESS
+                    assert not release.is_set()
+            finally:
+                exporter.shutdown()
+            await front.wait_for_spans(12)
+            (forwarder,) = front.receivers.forwarders
+            assert forwarder.pending >= 2  # still queued behind the slow first request
+            release.set()
+            async with asyncio.timeout(10):
+                while forwarder.pending:
+                    await asyncio.sleep(0.05)
+            assert forwarder.stats.sent_spans == 12 and not forwarder.stats.lost
+    finally:
+        await runner.cleanup()
