@@ -66,13 +66,16 @@ class Forwarder:
             self.target = f"{parts.hostname}:{parts.port or 4317}"
         self.stats = ForwardStats()
         self._pending: deque[tuple[bytes, int]] = deque()
+        #: The request being sent (and retried); a full buffer never drops it.
+        self._inflight: tuple[bytes, int] | None = None
         self._buffer = buffer
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Requests not yet delivered, the one in flight included."""
+        return len(self._pending) + (self._inflight is not None)
 
     def offer(self, request: ExportTraceServiceRequest) -> None:
         """Queue a request (called by the ingest for every accepted one); never waits."""
@@ -92,24 +95,26 @@ class Forwarder:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + drain_seconds
-        while self._pending and loop.time() < deadline:
+        while self.pending and loop.time() < deadline:
             await asyncio.sleep(0.05)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        if self._pending:
-            self.stats.lost["not sent before exit"] += len(self._pending)
+        if self.pending:
+            self.stats.lost["not sent before exit"] += self.pending
 
     async def _run(self) -> None:
         async with contextlib.AsyncExitStack() as stack:
             send = await self._sender(stack)
             backoff = FIRST_BACKOFF
             while True:
-                if not self._pending:
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                body, spans = self._pending[0]
+                if self._inflight is None:
+                    if not self._pending:
+                        self._wake.clear()
+                        await self._wake.wait()
+                        continue
+                    self._inflight = self._pending.popleft()
+                body, spans = self._inflight
                 try:
                     await send(body)
                 except _Retry as exc:
@@ -125,8 +130,7 @@ class Forwarder:
                     self.stats.sent_requests += 1
                     self.stats.sent_spans += spans
                     self.stats.last_error = ""
-                if self._pending and self._pending[0][0] is body:
-                    self._pending.popleft()
+                self._inflight = None
                 backoff = FIRST_BACKOFF
 
     async def _sender(self, stack: contextlib.AsyncExitStack):  # -> Callable[[bytes], Awaitable[None]]
