@@ -224,9 +224,15 @@ def _event_item(span: Span, event: Event) -> Item:
 
 # --- Timeline tab ---------------------------------------------------------------------------------
 
+#: Spans drawn in the timeline; a deeper or wider trace says how many it left out.
+MAX_TIMELINE_ROWS = 2_000
+
+
 def timeline_lines(trace: Trace, width: int) -> list[tuple[str, Text]]:
     """The trace as a waterfall: one line per span, a bar scaled to the trace's time range."""
     rows = trace.rows()
+    left_out = max(0, len(rows) - MAX_TIMELINE_ROWS)
+    rows = rows[:MAX_TIMELINE_ROWS]
     label_width = max(12, min(40, width // 3))
     bar_width = max(10, width - label_width - 12)
     total = max(1, trace.end_ns - trace.start_ns)
@@ -243,4 +249,6 @@ def timeline_lines(trace: Trace, width: int) -> list[tuple[str, Text]]:
         text.append(bar.ljust(bar_width), style="red" if span.is_error else "cyan")
         text.append(f" {format_duration(span.duration_ns):>8}", style="dim")
         lines.append((span.span_id, text))
+    if left_out:
+        lines.append(("", Text(f"… {left_out:,} more spans not drawn", style="italic")))
     return lines

@@ -1,0 +1,84 @@
+"""Property-based tests (hypothesis): the store and both decoders hold their invariants on any input."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tui.model.span import Span, StatusCode
+from tui.model.store import TraceStore
+from tui.model.trace_list import TraceListIndex
+from tui.receiver.decode import BadRequest, ExportTraceServiceRequest, parse_json, parse_protobuf, spans_from_request
+
+TRACES = [format(i, "032x") for i in range(1, 6)]
+SPAN_IDS = [format(i, "016x") for i in range(1, 25)]
+
+spans = st.builds(
+    lambda trace, span, parent, start, length, error: Span(
+        trace, span, f"s{span[-2:]}", start, start + length, parent_span_id=parent,
+        status_code=StatusCode.ERROR if error else StatusCode.UNSET),
+    st.sampled_from(TRACES), st.sampled_from(SPAN_IDS), st.sampled_from(["", *SPAN_IDS]),
+    st.integers(0, 2**63 - 1), st.integers(-1000, 10**9), st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=st.lists(st.lists(spans, min_size=1, max_size=20), min_size=1, max_size=15),
+       max_spans=st.integers(1, 60), expand=st.booleans())
+def test_store_invariants(batches: list[list[Span]], max_spans: int, expand: bool) -> None:
+    """Any spans in any order — duplicates, missing parents, self-parents, cycles, evictions."""
+    store = TraceStore(max_spans)
+    index = TraceListIndex(store)
+    for batch in batches:
+        store.add_spans(batch)
+        index.apply(store.drain_changes())
+        if expand and len(index):
+            index.expand(index.row(0).trace.trace_id)
+    # Counts add up: every span added is stored, evicted, or was a re-sent copy.
+    assert store.spans_added == store.span_count + store.evicted_spans + store.spans_replaced
+    assert store.span_count == sum(t.span_count for t in store)
+    assert store.span_count <= max_spans or len(store) == 1
+    for trace in store:
+        rows = trace.rows()
+        # Every span reachable from a row, exactly once: no loss, no duplicate, no infinite loop.
+        assert sorted(r.span.span_id for r in rows) == sorted(trace.spans)
+        # The rows form a tree: a row's depth is at most one more than the row before it.
+        depths = [r.depth for r in rows]
+        assert depths[0] == 0 and all(b <= a + 1 for a, b in zip(depths, depths[1:]))
+    # The incremental list index equals a fresh one.
+    fresh = TraceListIndex(store)
+    for trace_id in list(index._expanded):
+        fresh.expand(trace_id)
+    assert [index.row(i).key for i in range(len(index))] == [fresh.row(i).key for i in range(len(fresh))]
+
+
+@settings(max_examples=500, deadline=None)
+@given(body=st.binary(max_size=2048))
+def test_protobuf_decoder_never_fails_but_with_bad_request(body: bytes) -> None:
+    try:
+        request = parse_protobuf(ExportTraceServiceRequest, body)
+    except BadRequest:
+        return
+    decoded = spans_from_request(request)
+    for span in decoded.spans:  # decoding the lazy payload must work too
+        span.attributes, span.events, span.links  # noqa: B018
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(document=st.dictionaries(st.sampled_from(["resourceSpans", "scopeSpans", "spans", "traceId", "x"]),
+                                json_values, max_size=4))
+def test_json_decoder_never_fails_but_with_bad_request(document: dict) -> None:
+    try:
+        request = parse_json(ExportTraceServiceRequest, json.dumps(document).encode())
+    except BadRequest:
+        return
+    spans_from_request(request)
