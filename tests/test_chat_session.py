@@ -167,3 +167,23 @@ async def test_cancel_closes_the_stream_and_marks_the_span(fake: FakeOllama) -> 
         turn = next(s for s in trace.spans.values() if s.name.startswith("chat "))
         assert turn.attributes["error.type"] == "cancelled" and turn.status_message == "cancelled by the user"
         assert session.history == []
+
+
+async def test_ollama_restarting_between_turns(fake: FakeOllama) -> None:
+    async with running_receivers() as running:
+        session = ChatSession(fake.url, chat_tracer_provider(running.receivers.ingest))
+        try:
+            assert isinstance((await collect(session, "llama3.2:latest", "one"))[-1], TurnFinished)
+            port = fake.port
+            await fake.stop()
+            down = (await collect(session, "llama3.2:latest", "two"))[-1]
+            assert isinstance(down, TurnFailed) and "Cannot reach Ollama" in down.message
+            back = await FakeOllama().start(port)
+            try:
+                assert isinstance((await collect(session, "llama3.2:latest", "three"))[-1], TurnFinished)
+            finally:
+                await back.stop()
+        finally:
+            await session.close()
+        # The failed turn is not in the history: the third turn carries turns one and three only.
+        assert [m["content"] for m in session.history if m["role"] == "user"] == ["one", "three"]
