@@ -65,8 +65,11 @@ def _find_all(body: bytes, needle: bytes) -> list[int]:
     return found
 
 
-async def run(transport: str, port: int, concurrency: int, seconds: float) -> dict[str, float]:
-    batches = FreshTraces(serialized_batches(16))
+async def run(transport: str, port: int, concurrency: int, seconds: float, rate: float | None = None,
+              batch: int = BATCH) -> dict[str, float]:
+    batches = FreshTraces(serialized_batches(16, batch=batch))
+    # With --rate, each worker paces itself so all of them together send about `rate` spans/s.
+    pause = concurrency * batch / rate if rate else 0.0
     print("ready", flush=True)
     sent = 0
     refused = 0
@@ -87,7 +90,8 @@ async def run(transport: str, port: int, concurrency: int, seconds: float) -> di
                     refused += 1
                     await asyncio.sleep(0.05)
                     continue
-                sent += BATCH
+                sent += batch
+                await asyncio.sleep(pause)
 
     async def http_worker(worker: int, session: aiohttp.ClientSession) -> None:
         nonlocal sent, refused
@@ -102,8 +106,9 @@ async def run(transport: str, port: int, concurrency: int, seconds: float) -> di
                     await asyncio.sleep(0.05)
                     continue
                 response.raise_for_status()
-            sent += BATCH
+            sent += batch
             body = batches.next()
+            await asyncio.sleep(pause)
 
     started = time.monotonic()
     if transport == "grpc":
@@ -121,8 +126,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=None, help="spans/s in all (default: as fast as answered)")
+    parser.add_argument("--batch", type=int, default=BATCH, help="spans per request (a multiple of 4)")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.transport, args.port, args.concurrency, args.seconds))), flush=True)
+    result = asyncio.run(run(args.transport, args.port, args.concurrency, args.seconds, args.rate, args.batch))
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

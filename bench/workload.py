@@ -80,6 +80,7 @@ def make_request(rng: random.Random, start_ns: int, batch: int = BATCH) -> Expor
     return request
 
 
-def serialized_batches(count: int, seed: int = 1) -> list[bytes]:
+def serialized_batches(count: int, seed: int = 1, batch: int = BATCH) -> list[bytes]:
     rng = random.Random(seed)
-    return [make_request(rng, 1_800_000_000_000_000_000 + i * 1_000_000_000).SerializeToString() for i in range(count)]
+    return [make_request(rng, 1_800_000_000_000_000_000 + i * 1_000_000_000, batch).SerializeToString()
+            for i in range(count)]

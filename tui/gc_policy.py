@@ -5,7 +5,7 @@ policy traverses all of them in a full collection every time a quarter of the ol
 been replaced — under a sustained flood with eviction, every few seconds, a pause of hundreds of
 milliseconds at a million spans. So young collections stay automatic (they find the short-lived
 cycles asyncio, gRPC and Textual make), and the full collection is run by :class:`FullCollector`:
-when ingest is idle, or at the latest every ten minutes.
+when ingest is idle, or at the latest every two minutes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ YOUNG_COLLECTIONS_PER_MIDDLE = 10
 #: Effectively "never automatically": the old generation is collected by FullCollector instead.
 OLD_THRESHOLD = 1_000_000_000
 IDLE_SECONDS = 3.0
-MAX_INTERVAL_SECONDS = 600.0
+MAX_INTERVAL_SECONDS = 120.0
 
 
 def tune_gc() -> None:
