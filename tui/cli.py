@@ -136,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--json only applies with --print")
     if args.no_grpc and args.no_http:
         parser.error("--no-grpc and --no-http together leave nothing to receive spans")
+    if "-" in args.load and not args.print_mode:
+        parser.error("--load - (standard input) works with --print; the app reads its keys from the terminal "
+                     "(save the output to a file and --load that)")
     # gRPC's C core logs bind failures to stderr itself; we report them in one line instead.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     tune_gc()
