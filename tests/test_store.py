@@ -114,7 +114,7 @@ def test_eviction_removes_whole_oldest_traces_and_counts_them() -> None:
     changes = store.drain_changes()
     assert changes.evicted == {T1} and changes.updated == {T3}
     assert store.spans_added == store.span_count + store.evicted_spans + store.spans_replaced
-    assert [t.trace_id for t in store.newest_first()] == [T3, T2]
+    assert store.trace_ids() == [T2, T3]  # oldest first
 
 
 def test_clear_is_not_eviction() -> None:

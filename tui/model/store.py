@@ -227,9 +227,6 @@ class TraceStore:
         """Every trace id, oldest first (a fresh list)."""
         return list(self._traces)
 
-    def newest_first(self) -> list[Trace]:
-        return list(reversed(self._traces.values()))
-
     def add_spans(self, spans: Iterable[Span]) -> None:
         """Add a batch; parents and children may arrive in any order and in any batch."""
         traces = self._traces
