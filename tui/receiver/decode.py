@@ -200,8 +200,10 @@ _FIRST_TOKEN = ("gen_ai.server.time_to_first_token", "gen_ai.client.time_to_firs
                 "gen_ai.client.operation.time_to_first_chunk")
 
 
-def summarize_metrics(request: ExportMetricsServiceRequest, summary: MetricsSummary) -> None:
-    """Add the GenAI client metrics to ``summary`` per model; count every other metric's points."""
+def summarize_metrics(request: ExportMetricsServiceRequest, summary: MetricsSummary) -> int:
+    """Add the GenAI client metrics to ``summary`` per model, count every other metric's points, and
+    return how many data points the request carried (every metric type)."""
+    total = 0
     for resource_metrics in request.resource_metrics:
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
@@ -209,6 +211,7 @@ def summarize_metrics(request: ExportMetricsServiceRequest, summary: MetricsSumm
                 if kind is None:
                     continue
                 points = getattr(metric, kind).data_points
+                total += len(points)
                 if metric.name not in (_TOKEN_USAGE, _DURATION, *_FIRST_TOKEN) or kind != "histogram":
                     summary.other_points[metric.name] = summary.other_points.get(metric.name, 0) + len(points)
                     continue
@@ -227,21 +230,6 @@ def summarize_metrics(request: ExportMetricsServiceRequest, summary: MetricsSumm
                     else:
                         usage.first_token_count += point.count
                         usage.first_token_sum_s += point.sum
-
-
-def count_log_records(request: ExportLogsServiceRequest) -> int:
-    return sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
-
-
-def count_metric_points(request: ExportMetricsServiceRequest) -> int:
-    """Count data points across every metric type (gauge, sum, histogram, ...)."""
-    total = 0
-    for rm in request.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                kind = metric.WhichOneof("data")
-                if kind is not None:
-                    total += len(getattr(metric, kind).data_points)
     return total
 
 
@@ -253,8 +241,6 @@ __all__ = [
     "ExportTraceServiceRequest",
     "attribute_value",
     "attributes",
-    "count_log_records",
-    "count_metric_points",
     "decode_payload",
     "logs_from_request",
     "summarize_metrics",

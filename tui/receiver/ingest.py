@@ -17,8 +17,6 @@ from tui.receiver.decode import (
     ExportLogsServiceRequest,
     ExportMetricsServiceRequest,
     ExportTraceServiceRequest,
-    count_log_records,
-    count_metric_points,
     logs_from_request,
     spans_from_request,
     summarize_metrics,
@@ -119,14 +117,14 @@ class Ingest:
 
     def logs(self, transport: str, request: ExportLogsServiceRequest) -> ExportResult:
         self.stats.requests[f"{transport} logs"] += 1
-        self.stats.log_records += count_log_records(request)
-        self.log_store.add(logs_from_request(request))
+        records = logs_from_request(request)
+        self.stats.log_records += len(records)
+        self.log_store.add(records)
         return ExportResult(Outcome.ACCEPTED)
 
     def metrics(self, transport: str, request: ExportMetricsServiceRequest) -> ExportResult:
         self.stats.requests[f"{transport} metrics"] += 1
-        self.stats.metric_points += count_metric_points(request)
-        summarize_metrics(request, self.metrics_summary)
+        self.stats.metric_points += summarize_metrics(request, self.metrics_summary)
         return ExportResult(Outcome.ACCEPTED)
 
     def bad_request(self, transport: str, reason: str) -> None:
