@@ -420,8 +420,7 @@ class OllamaTuiApp(App[int]):
         index = self.trace_list.index
         if not index.scan_done:
             index.continue_scan(None)
-        self._save([index.row(i).trace.trace_id for i in range(len(index)) if index.row(i).span_row is None],
-                   "traces")
+        self._save(index.shown_trace_ids(), "traces")
 
     def _save(self, trace_ids: list[str], what: str) -> None:
         path = Path.cwd() / time.strftime(f"ollama-tui-{what}-%Y%m%d-%H%M%S.jsonl")

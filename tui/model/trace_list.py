@@ -131,6 +131,10 @@ class TraceListIndex:
             return None
         return position + 1 + expansion.positions[span_id]
 
+    def shown_trace_ids(self) -> list[str]:
+        """Every trace the list shows (matching the filter), newest first."""
+        return self._ids[::-1]
+
     def position_near(self, seq: int) -> int | None:
         """Row of the shown trace closest in age to a trace that is gone (the next newer, else the
         newest older): where the selection goes when its trace is evicted or filtered out."""
