@@ -131,7 +131,6 @@ class ChatPane(Vertical):
         #: a third of a second that start-up should not wait for.
         self.session: ChatSession | None = None
         self.preferred_model = model
-        self.connected = False
         self._current: ChatTurn | None = None
         self._models_shown: list[str] = []
 
@@ -172,11 +171,9 @@ class ChatPane(Vertical):
             try:
                 models = await self.session.models()
             except OllamaUnavailable as exc:
-                self.connected = False
                 self._set_connection(str(exc), error=True)
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
-            self.connected = True
             self._show_models(models)
             await asyncio.sleep(REFRESH_SECONDS)
 
