@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # noq
 
 from tui.model.store import TraceStore  # noqa: E402
 from tui.receiver import OtlpReceivers, ReceiverConfig, pump  # noqa: E402
+from tui.receiver.loop_lag import LoopLag  # noqa: E402
 
 
 @dataclass
@@ -91,6 +93,31 @@ def make_exporter(running: Running, transport: str, gzip: bool = False, **kwargs
 async def export(exporter: SpanExporter, spans: Sequence[ReadableSpan]) -> SpanExportResult:
     """Run the (blocking) SDK exporter off the loop, so the receiver on this loop can answer."""
     return await asyncio.to_thread(exporter.export, list(spans))
+
+
+@contextlib.asynccontextmanager
+async def loop_kept_late(lag: LoopLag, turn: float = 0.15) -> AsyncIterator[None]:
+    """Keep this event loop late, as a flood of exports would: every turn of it takes ``turn`` seconds.
+
+    Yields once ``lag`` has seen enough late ticks in a row to call it overload; clients must then
+    run in threads (the loop they would share is the one being held).
+    """
+    holding = True
+
+    async def hold() -> None:
+        while holding:
+            time.sleep(turn)
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(hold())
+    try:
+        async with asyncio.timeout(10):
+            while lag.late_in_a_row < lag.late_ticks:
+                await asyncio.sleep(0)
+        yield
+    finally:
+        holding = False
+        await task
 
 
 SpanFactory = Callable[[], list[ReadableSpan]]

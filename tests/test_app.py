@@ -312,15 +312,26 @@ async def test_eviction_keeps_the_list_correct_and_the_selection_sensible() -> N
 
 
 async def test_header_says_when_exporters_are_told_to_back_off(receivers: Running) -> None:
-    from tui.receiver.ingest import BACK_PRESSURE
+    import asyncio
+
+    from conftest import loop_kept_late
 
     app = make_app(receivers)
+    stats = receivers.receivers.stats
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert "OVERLOADED" not in screen_text(app).splitlines()[0]
-        receivers.receivers.stats.spans_rejected[BACK_PRESSURE] += 512  # as Ingest counts a refused batch
+        exporter = make_exporter(receivers, "http", timeout=30)
+        try:
+            async with loop_kept_late(receivers.receivers.loop_lag):
+                exporting = asyncio.create_task(export(exporter, single("late")))
+                await wait_until(pilot, lambda: stats.retries_asked > 0)
+            assert await exporting is SpanExportResult.SUCCESS  # the exporter's retry got through
+        finally:
+            exporter.shutdown()
         await wait_until(pilot, lambda: "OVERLOADED" in screen_text(app).splitlines()[0])
-        assert "rejected 512" in screen_text(app).splitlines()[0]
+        assert f"asked to retry {stats.retries_asked}" in screen_text(app).splitlines()[0]
+        await wait_until(pilot, lambda: "late" in {t.name for t in receivers.store})
 
 
 async def test_save_keys_write_what_load_reads(receivers: Running, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,16 +1,20 @@
-"""A full queue answers with OTLP back-pressure; the exporter's own retry then gets through."""
+"""Back-pressure: a full queue or a late loop answers 503 / UNAVAILABLE; the exporter's own retry gets through."""
 
 from __future__ import annotations
 
 import asyncio
 
+import grpc
 import pytest
+from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from conftest import export, make_exporter, running_receivers
+from conftest import export, loop_kept_late, make_exporter, running_receivers
 from sdk_spans import nested_trace, record
 from tui.receiver import ReceiverConfig, pump
 from tui.receiver.ingest import BACK_PRESSURE
+
+TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 @pytest.mark.parametrize("transport", ["grpc", "http"])
@@ -45,8 +49,6 @@ async def test_full_queue_pushes_back_and_retry_succeeds(transport: str) -> None
 async def test_back_pressure_answers_carry_retry_hints() -> None:
     """HTTP says 503 with Retry-After; gRPC says UNAVAILABLE with a RetryInfo the SDK reads."""
     import aiohttp
-    import grpc
-    from google.rpc.error_details_pb2 import RetryInfo
 
     from otlp_bodies import protobuf_request
 
@@ -61,10 +63,81 @@ async def test_back_pressure_answers_carry_retry_hints() -> None:
                 assert refused.status == 503
                 assert refused.headers["Retry-After"] == "1"
         async with grpc.aio.insecure_channel(running.grpc_endpoint) as channel:
-            call = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+            call = channel.unary_unary(TRACES)
             with pytest.raises(grpc.aio.AioRpcError) as error:
                 await call(body, timeout=10)
         assert error.value.code() is grpc.StatusCode.UNAVAILABLE
         trailers = dict(error.value.trailing_metadata())
         assert RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay.seconds == 1
         assert running.receivers.stats.spans_rejected[BACK_PRESSURE] == 4
+
+
+def _post_in_thread(url: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    """A blocking HTTP client, for use while the loop the receivers share is held."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/x-protobuf"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def _grpc_in_thread(endpoint: str, body: bytes) -> grpc.RpcError | None:
+    with grpc.insecure_channel(endpoint) as channel:
+        try:
+            channel.unary_unary(TRACES)(body, timeout=10)
+        except grpc.RpcError as error:
+            return error
+    return None
+
+
+async def test_a_late_loop_refuses_exports_before_decoding_them() -> None:
+    """Exporters sending faster than the app can take make its loop late: they are told to retry."""
+    from google.rpc.status_pb2 import Status
+
+    from otlp_bodies import protobuf_request
+
+    body = protobuf_request().SerializeToString()
+    async with running_receivers() as running:
+        stats = running.receivers.stats
+        url = running.http_url + "/v1/traces"
+        async with loop_kept_late(running.receivers.loop_lag):
+            status, headers, answer = await asyncio.to_thread(_post_in_thread, url, body)
+            # Not even read: garbage gets the same answer, not a 400, so refusing costs nothing.
+            garbage_status, _, _ = await asyncio.to_thread(_post_in_thread, url, b"\xff" * 64)
+            error = await asyncio.to_thread(_grpc_in_thread, running.grpc_endpoint, body)
+        assert (status, garbage_status) == (503, 503)
+        assert headers["Retry-After"] == "1"
+        assert "cannot keep up" in Status.FromString(answer).message
+        assert error is not None and error.code() is grpc.StatusCode.UNAVAILABLE
+        trailers = dict(error.trailing_metadata())
+        assert RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay.seconds == 1
+        assert stats.retries_asked == 3
+        assert stats.requests_rejected == {"http traces: busy, retry asked": 2, "grpc traces: busy, retry asked": 1}
+        assert stats.spans_accepted == 0 and not stats.spans_rejected  # refused whole, never decoded
+        # Once the loop keeps time again, the same export is taken.
+        await asyncio.sleep(0.2)
+        status, _, _ = await asyncio.to_thread(_post_in_thread, url, body)
+        assert status == 200
+        await running.wait_for_spans(2)
+
+
+async def test_the_sdk_exporter_retries_through_a_late_loop() -> None:
+    async with running_receivers() as running:
+        stats = running.receivers.stats
+        spans = record(nested_trace)
+        exporter = make_exporter(running, "http", timeout=30)
+        try:
+            async with loop_kept_late(running.receivers.loop_lag):
+                exporting = asyncio.create_task(export(exporter, spans))
+                async with asyncio.timeout(10):
+                    while not stats.retries_asked:
+                        await asyncio.sleep(0)
+            assert await exporting is SpanExportResult.SUCCESS
+        finally:
+            exporter.shutdown()
+        await running.wait_for_spans(len(spans))
+        assert stats.spans_accepted == len(spans)

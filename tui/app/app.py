@@ -31,7 +31,6 @@ from tui.model.otlp_json import request_json
 from tui.model.span import Event, Span
 from tui.model.store import StoreChanges, TraceStore
 from tui.receiver import OtlpReceivers, pump
-from tui.receiver.ingest import BACK_PRESSURE
 
 TICK_SECONDS = 0.05
 STATUS_SECONDS = 0.5
@@ -244,7 +243,7 @@ class OllamaTuiApp(App[int]):
         if now - then >= 0.25:
             self._spans_per_second = (stats.spans_accepted - accepted) / (now - then)
             self._rate_sample = (now, stats.spans_accepted)
-        refused = stats.spans_rejected[BACK_PRESSURE]
+        refused = stats.retries_asked
         if refused != self._refused_seen:
             self._refused_seen, self._refused_at = refused, now
         index = self.trace_list.index
@@ -264,6 +263,7 @@ class OllamaTuiApp(App[int]):
                 errors_only=index.errors_only,
                 scanned=index.scan_progress,
                 overloaded=now - self._refused_at < OVERLOAD_SECONDS,
+                retries_asked=refused,
                 forwarding=self._forwarding(),
             )
         )

@@ -26,6 +26,9 @@ _RETRY_METADATA = (
     ("google.rpc.retryinfo-bin", RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS)).SerializeToString()),
 )
 
+#: The signal each service carries, named as OTLP/HTTP's paths name it.
+_SIGNALS = {"TraceService": "traces", "LogsService": "logs", "MetricsService": "metrics"}
+
 
 def _format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -102,12 +105,16 @@ class OtlpGrpcReceiver:
         accept: Callable[[str, Any], ExportResult],
     ) -> grpc.GenericRpcHandler:
         full_name = module.DESCRIPTOR.services_by_name[service].full_name
+        signal = _SIGNALS[service]
 
         async def export(body: bytes, context: grpc.aio.ServicerContext) -> Any:
             if not self.security.authorized(_metadata(context, "authorization")):
                 self.ingest.bad_request("grpc", "unauthenticated")
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED,
                                     "missing or wrong bearer token: send metadata authorization: Bearer <token>")
+            busy = self.ingest.admit("grpc", signal)
+            if busy is not None:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, busy, trailing_metadata=_RETRY_METADATA)
             try:
                 request = parse_protobuf(request_type, body)
             except BadRequest as exc:
@@ -115,11 +122,7 @@ class OtlpGrpcReceiver:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             result = accept("grpc", request)
             if result.outcome is Outcome.OVERLOADED:
-                await context.abort(
-                    grpc.StatusCode.UNAVAILABLE,
-                    "ollama-tui is busy: its span queue is full; retry shortly",
-                    trailing_metadata=_RETRY_METADATA,
-                )
+                await context.abort(grpc.StatusCode.UNAVAILABLE, result.message, trailing_metadata=_RETRY_METADATA)
             return make_response(result) if make_response else response_type()
 
         handler: Callable[[bytes, grpc.aio.ServicerContext], Awaitable[Any]] = export

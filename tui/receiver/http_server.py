@@ -54,6 +54,7 @@ class _Unsupported(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Signal:
+    name: str
     request_type: type[Message]
     response_type: type[Message]
     accept: Callable[[str, Any], ExportResult]
@@ -96,9 +97,9 @@ class OtlpHttpReceiver:
         self.max_body_bytes = max_body_bytes
         self._runner: web.AppRunner | None = None
         self._signals = {
-            "/v1/traces": _Signal(ExportTraceServiceRequest, ExportTraceServiceResponse, ingest.traces, "rejected_spans"),
-            "/v1/logs": _Signal(ExportLogsServiceRequest, ExportLogsServiceResponse, ingest.logs, None),
-            "/v1/metrics": _Signal(ExportMetricsServiceRequest, ExportMetricsServiceResponse, ingest.metrics, None),
+            "/v1/traces": _Signal("traces", ExportTraceServiceRequest, ExportTraceServiceResponse, ingest.traces, "rejected_spans"),
+            "/v1/logs": _Signal("logs", ExportLogsServiceRequest, ExportLogsServiceResponse, ingest.logs, None),
+            "/v1/metrics": _Signal("metrics", ExportMetricsServiceRequest, ExportMetricsServiceResponse, ingest.metrics, None),
         }
 
     def application(self) -> web.Application:
@@ -160,6 +161,9 @@ class OtlpHttpReceiver:
                 f"unsupported Content-Type {request.content_type!r}; send {PROTOBUF} or {JSON}",
                 PROTOBUF,
             )
+        busy = self.ingest.admit("http", signal.name)
+        if busy is not None:
+            return _busy_response(busy, content_type)
         try:
             body = inflate(await self._read_capped(request), request.headers.get("Content-Encoding", ""),
                            self.max_body_bytes)
@@ -177,11 +181,7 @@ class OtlpHttpReceiver:
 
         result = signal.accept("http", message)
         if result.outcome is Outcome.OVERLOADED:
-            response = _status_response(
-                503, _GRPC_UNAVAILABLE, "ollama-tui is busy: its span queue is full; retry shortly", content_type
-            )
-            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-            return response
+            return _busy_response(result.message, content_type)
         answer = signal.response_type()
         if signal.rejected_field and result.rejected:
             partial = answer.partial_success  # type: ignore[attr-defined]
@@ -210,6 +210,13 @@ def _message_response(status: int, message: Message, content_type: str) -> web.R
     else:
         body = message.SerializeToString()
     return web.Response(status=status, body=body, content_type=content_type)
+
+
+def _busy_response(text: str, content_type: str) -> web.Response:
+    """Back-pressure: 503 with ``Retry-After``, which OTLP exporters retry after that many seconds."""
+    response = _status_response(503, _GRPC_UNAVAILABLE, text, content_type)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def _status_response(status: int, code: int, text: str, content_type: str) -> web.Response:

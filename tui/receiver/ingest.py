@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from tui.model.span import Span
+from tui.receiver.loop_lag import LoopLag
 from tui.receiver.decode import (
     ExportLogsServiceRequest,
     ExportMetricsServiceRequest,
@@ -25,8 +26,11 @@ from tui.model.telemetry import LogStore, MetricsSummary
 
 #: The reason counted for spans refused because the queue was full; the exporter was told to retry.
 BACK_PRESSURE = "back-pressure (retry asked)"
-#: Seconds an exporter is told to wait before retrying when the queue is full.
+#: Seconds an exporter is told to wait before retrying a refused export.
 RETRY_AFTER_SECONDS = 1
+#: What a refused exporter is told, by cause.
+QUEUE_FULL_MESSAGE = "ollama-tui is busy: its span queue is full; retry shortly"
+LOOP_LATE_MESSAGE = "ollama-tui is busy: it cannot keep up with what is being sent; retry shortly"
 
 
 class SpanQueue(asyncio.Queue[list[Span]]):
@@ -68,6 +72,8 @@ class ReceiverStats:
     requests_rejected: Counter[str] = field(default_factory=Counter)
     log_records: int = 0
     metric_points: int = 0
+    #: Exports answered with back-pressure (503 / UNAVAILABLE and a retry hint), whatever the cause.
+    retries_asked: int = 0
 
     @property
     def total_spans_rejected(self) -> int:
@@ -91,15 +97,31 @@ class ExportResult:
 class Ingest:
     """Accepts decoded requests from any transport into one queue, counting as it goes."""
 
-    def __init__(self, queue: SpanQueue, stats: ReceiverStats | None = None) -> None:
+    def __init__(self, queue: SpanQueue, stats: ReceiverStats | None = None,
+                 loop_lag: LoopLag | None = None) -> None:
         self.queue = queue
         self.stats = stats or ReceiverStats()
+        #: When given, exports are refused while the event loop is running late (see :mod:`loop_lag`).
+        self.loop_lag = loop_lag
         #: Logs and GenAI metrics, kept beside the traces (small, so stored directly, not queued).
         self.log_store = LogStore()
         self.metrics_summary = MetricsSummary()
         #: Called with every accepted trace request that came from outside (not from ``--load``):
         #: ``--save`` and ``--forward`` hook in here.
         self.listeners: list[Callable[[ExportTraceServiceRequest], None]] = []
+
+    def admit(self, transport: str, signal: str) -> str | None:
+        """Called before a request's body is read or decoded: None to go on, or why to refuse it.
+
+        Refusing here, before any decoding, is what lets an overloaded loop catch up. The spans of a
+        refused request are not counted as rejected: they were never taken, and the exporter keeps
+        them to retry; the refusal itself is counted.
+        """
+        if self.loop_lag is None or not self.loop_lag.overloaded:
+            return None
+        self.stats.retries_asked += 1
+        self.stats.requests_rejected[f"{transport} {signal}: busy, retry asked"] += 1
+        return LOOP_LATE_MESSAGE
 
     def traces(self, transport: str, request: ExportTraceServiceRequest) -> ExportResult:
         self.stats.requests[f"{transport} traces"] += 1
@@ -108,7 +130,8 @@ class Ingest:
             self.stats.spans_rejected["invalid id"] += decoded.rejected
         if decoded.spans and not self.queue.offer(decoded.spans):
             self.stats.spans_rejected[BACK_PRESSURE] += len(decoded.spans)
-            return ExportResult(Outcome.OVERLOADED)
+            self.stats.retries_asked += 1
+            return ExportResult(Outcome.OVERLOADED, message=QUEUE_FULL_MESSAGE)
         self.stats.spans_accepted += len(decoded.spans)
         if transport != "file":
             for listener in self.listeners:

@@ -11,6 +11,7 @@ from tui.receiver.forward import Forwarder
 from tui.receiver.grpc_server import OtlpGrpcReceiver
 from tui.receiver.http_server import OtlpHttpReceiver
 from tui.receiver.ingest import Ingest, ReceiverStats, SpanQueue
+from tui.receiver.loop_lag import LoopLag
 from tui.receiver.security import Security
 
 #: 32 MiB. gRPC's own default (4 MiB) rejects a 512-span batch of GenAI spans carrying long prompts;
@@ -46,7 +47,8 @@ class OtlpReceivers:
         self.config = config
         self.queue = SpanQueue(config.queue_spans)
         self.stats = ReceiverStats()
-        self.ingest = Ingest(self.queue, self.stats)
+        self.loop_lag = LoopLag()
+        self.ingest = Ingest(self.queue, self.stats, self.loop_lag)
         self.grpc = (
             OtlpGrpcReceiver(self.ingest, config.host, config.grpc_port, config.max_message_bytes, config.security)
             if config.grpc_port is not None
@@ -71,10 +73,12 @@ class OtlpReceivers:
         except BaseException:
             await self.stop()
             raise
+        self.loop_lag.start()
         for forwarder in self.forwarders:
             forwarder.start()
 
     async def stop(self) -> None:
+        self.loop_lag.stop()
         if self.grpc:
             await self.grpc.stop()
         if self.http:

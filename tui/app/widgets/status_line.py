@@ -24,8 +24,10 @@ class Status:
     errors_only: bool
     #: Share of the store a new filter has scanned so far (1.0 when done).
     scanned: float = 1.0
-    #: Exporters were answered with back-pressure (queue full) in the last few seconds.
+    #: Exporters were answered with back-pressure in the last few seconds.
     overloaded: bool = False
+    #: Exports answered with back-pressure since start (their spans stay with the exporter, to retry).
+    retries_asked: int = 0
     #: ``--forward``: (requests waiting, requests lost, an error to show or "") — None without it.
     forwarding: tuple[int, int, str] | None = None
 
@@ -73,6 +75,9 @@ class StatusLine(Widget):
         text.append(f"rejected {_count(status.rejected)}", style="bold red" if status.rejected else "")
         text.append(" · ")
         text.append(f"evicted {_count(status.evicted)}", style="bold yellow" if status.evicted else "")
+        if status.retries_asked:
+            text.append(" · ")
+            text.append(f"asked to retry {_count(status.retries_asked)}", style="bold yellow")
         text.append("  │  ")
         if status.forwarding is not None:
             waiting, lost, error = status.forwarding

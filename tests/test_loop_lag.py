@@ -1,0 +1,52 @@
+"""The overload signal: a loop that stays late is overloaded; one long turn is not."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tui.receiver.loop_lag import LoopLag
+
+
+async def test_one_long_turn_is_not_overload() -> None:
+    lag = LoopLag(tick=0.01, late=0.05, late_ticks=3)
+    lag.start()
+    try:
+        await asyncio.sleep(0.05)
+        assert not lag.overloaded
+        time.sleep(0.3)  # one turn holding the loop, like decoding a 100 000-span request
+        # Within that turn the tick is overdue: anything handled now would make the loop later still.
+        assert lag.overloaded
+        await asyncio.sleep(0.05)  # the late tick runs, then an on-time one
+        assert lag.late_in_a_row == 0
+        assert not lag.overloaded
+    finally:
+        lag.stop()
+
+
+async def test_a_loop_that_stays_late_is_overloaded_until_a_tick_is_on_time() -> None:
+    lag = LoopLag(tick=0.01, late=0.05, late_ticks=3)
+    lag.start()
+    try:
+        turns = 0
+        while lag.late_in_a_row < 3 and turns < 20:
+            time.sleep(0.1)  # every turn of the loop runs long, as under a flood of exports
+            await asyncio.sleep(0)
+            turns += 1
+        assert lag.late_in_a_row >= 3, f"ticks never late three times in a row in {turns} long turns"
+        await asyncio.sleep(0)  # the streak stands until a tick comes on time
+        assert lag.overloaded
+        await asyncio.sleep(0.05)
+        assert not lag.overloaded
+        assert lag.last_lateness < 0.05
+    finally:
+        lag.stop()
+
+
+async def test_stopped_monitor_never_refuses() -> None:
+    lag = LoopLag()
+    assert not lag.overloaded
+    lag.start()
+    lag.stop()
+    time.sleep(0.2)
+    assert not lag.overloaded
