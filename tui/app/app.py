@@ -37,10 +37,11 @@ STATUS_SECONDS = 0.5
 #: While traces stream in, the detail of the (moving) selection is rebuilt at most this often:
 #: rebuilding it on every tick cost more than everything else under load.
 LIVE_DETAIL_SECONDS = 0.5
-#: Under a flood (more than BUSY_SPANS_PER_TICK new spans a tick) the list is redrawn every
-#: BUSY_TICKS ticks (5 Hz) instead of every tick, leaving the CPU to the receivers.
+#: Under a flood (more than BUSY_SPANS_PER_TICK new spans a tick) the list is redrawn at most
+#: every BUSY_REDRAW_SECONDS (5 Hz) instead of every tick, leaving the CPU to the receivers.
+#: Counted in time, not ticks: under a flood the ticks themselves come late.
 BUSY_SPANS_PER_TICK = 2_000
-BUSY_TICKS = 4
+BUSY_REDRAW_SECONDS = 0.2
 #: The header says "overloaded" for this long after the last back-pressure answer.
 OVERLOAD_SECONDS = 3.0
 #: The chat pane opens by itself when the terminal is at least this wide (else: "a" or F2).
@@ -105,7 +106,7 @@ class OllamaTuiApp(App[int]):
         self._rate_sample = (time.monotonic(), 0)
         self._detail_stale = False
         self._detail_shown_at = 0.0
-        self._ticks = 0
+        self._applied_at = 0.0
         self._applied_spans = 0
         self._refused_seen = 0
         self._refused_at = -OVERLOAD_SECONDS
@@ -197,11 +198,12 @@ class OllamaTuiApp(App[int]):
         if not self.trace_list.index.scan_done:
             self.trace_list.continue_filter()
             self._update_status()
-        self._ticks += 1
+        now = time.monotonic()
         arrived = self.store.spans_added - self._applied_spans
-        if arrived > BUSY_SPANS_PER_TICK and self._ticks % BUSY_TICKS:
+        if arrived > BUSY_SPANS_PER_TICK and now - self._applied_at < BUSY_REDRAW_SECONDS:
             return  # a flood: redraw at 5 Hz; the changes keep accumulating in the store meanwhile
         self._applied_spans = self.store.spans_added
+        self._applied_at = now
         changes = self.store.drain_changes()
         if self.paused:
             self._pending.updated |= changes.updated

@@ -18,8 +18,8 @@ import asyncio
 
 #: How often the loop's lateness is sampled.
 TICK_SECONDS = 0.05
-#: A tick later than this counts as late: more than a few frames of a 60 Hz screen.
-LATE_SECONDS = 0.1
+#: A tick later than this counts as late: three frames of a 60 Hz screen.
+LATE_SECONDS = 0.05
 #: Late ticks in a row (so at least ``LATE_TICKS * (TICK_SECONDS + LATE_SECONDS)`` seconds) before refusing.
 LATE_TICKS = 3
 
