@@ -97,9 +97,11 @@ class OtlpHttpReceiver:
         self.max_body_bytes = max_body_bytes
         self._runner: web.AppRunner | None = None
         self._signals = {
-            "/v1/traces": _Signal("traces", ExportTraceServiceRequest, ExportTraceServiceResponse, ingest.traces, "rejected_spans"),
+            "/v1/traces": _Signal("traces", ExportTraceServiceRequest, ExportTraceServiceResponse, ingest.traces,
+                                  "rejected_spans"),
             "/v1/logs": _Signal("logs", ExportLogsServiceRequest, ExportLogsServiceResponse, ingest.logs, None),
-            "/v1/metrics": _Signal("metrics", ExportMetricsServiceRequest, ExportMetricsServiceResponse, ingest.metrics, None),
+            "/v1/metrics": _Signal("metrics", ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+                                   ingest.metrics, None),
         }
 
     def application(self) -> web.Application:

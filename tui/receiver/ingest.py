@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from tui.model.span import Span
-from tui.receiver.loop_lag import LoopLag
 from tui.receiver.decode import (
     ExportLogsServiceRequest,
     ExportMetricsServiceRequest,
@@ -22,6 +21,7 @@ from tui.receiver.decode import (
     spans_from_request,
     summarize_metrics,
 )
+from tui.receiver.loop_lag import LoopLag
 from tui.model.telemetry import LogStore, MetricsSummary
 
 #: The reason counted for spans refused because the queue was full; the exporter was told to retry.

@@ -3,10 +3,11 @@
 The receivers, the store and the screen share one event loop. Exporters that send faster than the
 app can take do not fill the span queue (each handler decodes its request before the store's turn
 comes round, so the queue drains every cycle); they make the *loop* late instead, and the screen
-with it. A tick scheduled every :data:`TICK_SECONDS` measures that lateness. When
-:data:`LATE_TICKS` ticks in a row have run more than :data:`LATE_SECONDS` late, new exports are
-refused (503 / ``UNAVAILABLE`` with a retry hint) until a tick comes on time again. Refusing costs
-almost nothing, so the loop catches up and the screen keeps refreshing.
+with it. A tick scheduled every :data:`TICK_SECONDS` measures that lateness. New exports are
+refused (503 / ``UNAVAILABLE`` with a retry hint) while :data:`LATE_TICKS` ticks in a row have run
+more than :data:`LATE_SECONDS` late, and while the pending tick is already that late (which caps
+the work of any one turn of the loop). Refusing happens before a request is read or decoded and
+costs almost nothing, so the loop catches up and the screen keeps refreshing.
 
 A single long stall (a 100 000-span request, a full garbage collection) is not overload: the tick
 after it is on time, so nothing is refused for it.
