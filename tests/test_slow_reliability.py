@@ -90,6 +90,61 @@ def test_fuzz_figures() -> None:
                            "crashes": 0, "command": "make slow"})
 
 
+# --- soak -------------------------------------------------------------------------------------------
+# Before the overload run (pytest keeps file order): the soak measures RSS, and a flood leaves the
+# allocator holding memory in this process that no trim fully gives back.
+
+async def test_soak_steady_rate_with_eviction_flat_memory() -> None:
+    """A steady 5 000 spans/s from a separate process (bench/load.py --rate) with eviction active.
+
+    The sender must be another process: the OpenTelemetry SDK keeps a little for every
+    TracerProvider it creates, which made an in-process sender look like a leak of ours.
+    """
+    seconds = float(os.environ.get("SOAK_SECONDS", "600"))
+    tune_gc()
+    # Start from a clean heap: what ran before in this process (the overload run) left free pages in
+    # the C heap that would otherwise be handed back during the soak and read as a falling slope.
+    gc.collect()
+    release_free_memory()
+    receivers = OtlpReceivers(ReceiverConfig(grpc_port=0, http_port=0))
+    await receivers.start()
+    store = TraceStore(50_000)
+    app = OllamaTuiApp(receivers, store)
+    samples: list[tuple[float, int]] = []
+    try:
+        async with app.run_test(size=(160, 45)) as pilot:
+            load = await asyncio.create_subprocess_exec(
+                sys.executable, str(LOAD), "--transport", "grpc", "--port", str(receivers.grpc.port),
+                "--seconds", str(seconds), "--rate", "5000", "--batch", "100", stdout=asyncio.subprocess.PIPE)
+            assert load.stdout is not None
+            await load.stdout.readline()  # ready
+            warm_up = min(60.0, seconds / 5)
+            start = time.monotonic()
+            await pilot.pause(warm_up)
+            tasks_at_start, fds_at_start = len(asyncio.all_tasks()), open_fds()
+            while load.returncode is None and time.monotonic() - start < seconds + 30:
+                samples.append((time.monotonic() - start, rss_bytes()))
+                await pilot.pause(5.0)
+            out, _ = await load.communicate()
+            sent = json.loads(out.decode().strip().splitlines()[-1])["spans_sent"]
+            await pilot.pause(1.0)
+            tasks_at_end, fds_at_end = len(asyncio.all_tasks()), open_fds()
+        xs = [x for x, _ in samples]
+        ys = [y for _, y in samples]
+        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
+        record_figure("soak", {
+            "seconds": seconds, "rate_spans_per_second": 5000, "spans_accepted": receivers.stats.spans_accepted,
+            "evicted_spans": store.evicted_spans, "rss_after_warm_up_mb": ys[0] / 2**20, "rss_end_mb": ys[-1] / 2**20,
+            "rss_slope_kb_per_min": slope * 60 / 1024, "tasks": [tasks_at_start, tasks_at_end],
+            "fds": [fds_at_start, fds_at_end], "command": "make slow"})
+        assert sent == receivers.stats.spans_accepted == store.spans_added
+        assert store.evicted_spans > 0
+        assert tasks_at_end <= tasks_at_start + 2 and fds_at_end <= fds_at_start + 2
+    finally:
+        await receivers.stop()
+
+
 # --- overload ---------------------------------------------------------------------------------------
 
 async def test_overload_back_pressure_bounded_memory_steady_screen() -> None:
@@ -168,59 +223,6 @@ async def test_overload_back_pressure_bounded_memory_steady_screen() -> None:
                 "evicted_spans": store.evicted_spans, "peak_rss_mb": peak / 2**20,
                 "rss_after_flood_mb": after_flood / 2**20, "screen_updates": len(frames), "longest_gap_between_updates_ms": max(gaps) * 1000 if gaps else None,
                 "command": "make slow" if back_pressure else "OVERLOAD_BACK_PRESSURE=0 make slow"})
-    finally:
-        await receivers.stop()
-
-
-# --- soak -------------------------------------------------------------------------------------------
-
-async def test_soak_steady_rate_with_eviction_flat_memory() -> None:
-    """A steady 5 000 spans/s from a separate process (bench/load.py --rate) with eviction active.
-
-    The sender must be another process: the OpenTelemetry SDK keeps a little for every
-    TracerProvider it creates, which made an in-process sender look like a leak of ours.
-    """
-    seconds = float(os.environ.get("SOAK_SECONDS", "600"))
-    tune_gc()
-    # Start from a clean heap: what ran before in this process (the overload run) left free pages in
-    # the C heap that would otherwise be handed back during the soak and read as a falling slope.
-    gc.collect()
-    release_free_memory()
-    receivers = OtlpReceivers(ReceiverConfig(grpc_port=0, http_port=0))
-    await receivers.start()
-    store = TraceStore(50_000)
-    app = OllamaTuiApp(receivers, store)
-    samples: list[tuple[float, int]] = []
-    try:
-        async with app.run_test(size=(160, 45)) as pilot:
-            load = await asyncio.create_subprocess_exec(
-                sys.executable, str(LOAD), "--transport", "grpc", "--port", str(receivers.grpc.port),
-                "--seconds", str(seconds), "--rate", "5000", "--batch", "100", stdout=asyncio.subprocess.PIPE)
-            assert load.stdout is not None
-            await load.stdout.readline()  # ready
-            warm_up = min(60.0, seconds / 5)
-            start = time.monotonic()
-            await pilot.pause(warm_up)
-            tasks_at_start, fds_at_start = len(asyncio.all_tasks()), open_fds()
-            while load.returncode is None and time.monotonic() - start < seconds + 30:
-                samples.append((time.monotonic() - start, rss_bytes()))
-                await pilot.pause(5.0)
-            out, _ = await load.communicate()
-            sent = json.loads(out.decode().strip().splitlines()[-1])["spans_sent"]
-            await pilot.pause(1.0)
-            tasks_at_end, fds_at_end = len(asyncio.all_tasks()), open_fds()
-        xs = [x for x, _ in samples]
-        ys = [y for _, y in samples]
-        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
-        record_figure("soak", {
-            "seconds": seconds, "rate_spans_per_second": 5000, "spans_accepted": receivers.stats.spans_accepted,
-            "evicted_spans": store.evicted_spans, "rss_after_warm_up_mb": ys[0] / 2**20, "rss_end_mb": ys[-1] / 2**20,
-            "rss_slope_kb_per_min": slope * 60 / 1024, "tasks": [tasks_at_start, tasks_at_end],
-            "fds": [fds_at_start, fds_at_end], "command": "make slow"})
-        assert sent == receivers.stats.spans_accepted == store.spans_added
-        assert store.evicted_spans > 0
-        assert tasks_at_end <= tasks_at_start + 2 and fds_at_end <= fds_at_start + 2
     finally:
         await receivers.stop()
 
