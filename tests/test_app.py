@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -309,6 +310,38 @@ async def test_eviction_keeps_the_list_correct_and_the_selection_sensible() -> N
             assert len(rows) == len(running.store) == 6
             assert cursor_text(app) == "trace:two"  # the selection moved to the nearest surviving row
             await wait_until(pilot, lambda: "evicted 1" in screen_text(app).splitlines()[0])
+
+
+async def test_a_selection_held_at_the_oldest_end_survives_a_flood_with_eviction() -> None:
+    """Found by driving the app under 64 exporters: the held selection drifts to the oldest end,
+    rows there are evicted between two list updates, and the next draw of them failed."""
+    from tui.model.span import Span
+
+    def burst(first: int, traces: int) -> list[Span]:
+        return [Span(trace_id=format(t, "032x"), span_id=format(s + 1, "016x"), parent_span_id="" if s == 0 else
+                     format(1, "016x"), name=f"t{t}", start_ns=1, end_ns=2)
+                for t in range(first, first + traces) for s in range(4)]
+
+    async with running_receivers(pumping=False, max_spans=400) as running:
+        app = make_app(running)
+        async with app.run_test(size=SIZE) as pilot:
+            running.store.add_spans(burst(1, 100))
+            await wait_until(pilot, lambda: app.trace_list.index.trace_count == 100)
+            await pilot.press("G", "l")  # hold the oldest trace, expanded
+            assert cursor_text(app) == "trace:t1"
+            running.store.add_spans(burst(1000, 600))  # a flood: every trace on screen is evicted
+            trace_list = app.trace_list
+            assert running.store.get(format(1, "032x")) is None
+            lines = [trace_list.render_line(y).text for y in range(trace_list.size.height)]  # the next draw
+            assert any(re.search(r"\bt1\b", line) for line in lines)  # drawn as it was, for that frame
+            index = trace_list.index
+
+            def applied() -> bool:
+                return all(running.store.get(index.row(i).trace.trace_id) for i in range(len(index)))
+
+            await wait_until(pilot, applied)
+            assert index.trace_count == 100
+            assert cursor_text(app) == "trace:t1500"  # the nearest survivor
 
 
 async def test_header_says_when_exporters_are_told_to_back_off(receivers: Running) -> None:

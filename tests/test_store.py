@@ -117,6 +117,22 @@ def test_eviction_removes_whole_oldest_traces_and_counts_them() -> None:
     assert store.trace_ids() == [T2, T3]  # oldest first
 
 
+def test_an_evicted_trace_stays_drawable_until_its_eviction_is_applied() -> None:
+    """A view applies evictions only when it drains the changes, and may draw before then."""
+    store = TraceStore(max_spans=2)
+    store.add_spans([span("a", trace=T1), span("b", "a", trace=T1)])
+    store.drain_changes()
+    store.add_spans([span("c", trace=T2)])
+    assert store.get(T1) is None  # gone from the store and its counts at once
+    evicted = store.shown(T1)
+    assert evicted is not None and evicted.span_count == 2
+    assert store.shown(T2) is store.get(T2)
+    assert store.drain_changes().evicted == {T1}
+    assert store.shown(T1) is evicted  # while the view applies the change set that reports it
+    store.drain_changes()
+    assert store.shown(T1) is None  # and not a moment longer
+
+
 def test_clear_is_not_eviction() -> None:
     store = TraceStore()
     store.add_spans([span("a")])

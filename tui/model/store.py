@@ -209,6 +209,10 @@ class TraceStore:
         self.evicted_spans = 0
         self.evicted_traces = 0
         self._changes = StoreChanges()
+        #: Traces evicted since the last :meth:`drain_changes`, and those the last one reported:
+        #: kept that long so views can still draw them (see :meth:`shown`).
+        self._evicted_since_drain: dict[str, Trace] = {}
+        self._evicted_reported: dict[str, Trace] = {}
 
     def __len__(self) -> int:
         return len(self._traces)
@@ -222,6 +226,20 @@ class TraceStore:
 
     def get(self, trace_id: str) -> Trace | None:
         return self._traces.get(trace_id)
+
+    def shown(self, trace_id: str) -> Trace | None:
+        """The trace, or, if it was evicted but a view may not have applied that yet, its last state.
+
+        A view draws from its own row index, which learns of evictions only when it applies a
+        drained change set. It may draw before the drain (under a flood the list is updated five
+        times a second while rows near the oldest end, where a held selection drifts, are evicted
+        in between) and reads its rows while applying it. So an evicted trace stays here until the
+        drain *after* the one that reports it.
+        """
+        trace = self._traces.get(trace_id)
+        if trace is None:
+            trace = self._evicted_since_drain.get(trace_id) or self._evicted_reported.get(trace_id)
+        return trace
 
     def trace_ids(self) -> list[str]:
         """Every trace id, oldest first (a fresh list)."""
@@ -259,6 +277,7 @@ class TraceStore:
             self.evicted_traces += 1
             self._changes.updated.discard(trace_id)
             self._changes.evicted.add(trace_id)
+            self._evicted_since_drain[trace_id] = trace
 
     def clear(self) -> None:
         """Forget every trace (a user action, so nothing is counted as evicted)."""
@@ -266,8 +285,10 @@ class TraceStore:
         self._arrivals.clear()
         self.span_count = 0
         self._changes = StoreChanges(cleared=True)
+        self._evicted_since_drain, self._evicted_reported = {}, {}
 
     def drain_changes(self) -> StoreChanges:
         """Return what changed since the previous call and start a new change set."""
         changes, self._changes = self._changes, StoreChanges()
+        self._evicted_reported, self._evicted_since_drain = self._evicted_since_drain, {}
         return changes

@@ -99,7 +99,7 @@ class TraceListIndex:
                 break
             expansion = self._expanded[trace_id]
             if index <= start + len(expansion.rows):
-                trace = self.store.get(trace_id)
+                trace = self.store.shown(trace_id)
                 assert trace is not None
                 if index == start:
                     return ListRow(trace)
@@ -109,7 +109,7 @@ class TraceListIndex:
         position = index - extra
         if not 0 <= position < n:
             raise IndexError(index)
-        trace = self.store.get(self._ids[n - 1 - position])
+        trace = self.store.shown(self._ids[n - 1 - position])
         assert trace is not None
         return ListRow(trace)
 

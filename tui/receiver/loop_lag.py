@@ -5,12 +5,13 @@ app can take do not fill the span queue (each handler decodes its request before
 comes round, so the queue drains every cycle); they make the *loop* late instead, and the screen
 with it. A tick scheduled every :data:`TICK_SECONDS` measures that lateness. New exports are
 refused (503 / ``UNAVAILABLE`` with a retry hint) while :data:`LATE_TICKS` ticks in a row have run
-more than :data:`LATE_SECONDS` late, and while the pending tick is already that late (which caps
-the work of any one turn of the loop). Refusing happens before a request is read or decoded and
-costs almost nothing, so the loop catches up and the screen keeps refreshing.
+more than :data:`LATE_SECONDS` late, and while, the last tick having been late, the pending one is
+already that late (which caps the work of any one turn of the loop under a flood). Refusing
+happens before a request is read or decoded and costs almost nothing, so the loop catches up and
+the screen keeps refreshing.
 
-A single long stall (a 100 000-span request, a full garbage collection) is not overload: the tick
-after it is on time, so nothing is refused for it.
+A single long stall (the first frame, a 100 000-span request, a full garbage collection) is not
+overload: the tick before it was on time and the one after it will be, so nothing is refused.
 """
 
 from __future__ import annotations
@@ -69,12 +70,14 @@ class LoopLag:
     def overloaded(self) -> bool:
         """Whether to refuse an export now.
 
-        Yes when the loop as a whole has not kept up (:attr:`late_ticks` late ticks in a row), and
-        also when the pending tick is already :attr:`late` overdue: this turn of the loop has done
-        its share of work, and a request handled now would make the screen later still. The
-        second test caps each turn's work; it cannot fire on a lone long request, because the tick
-        runs in the turn after that request, before the next request is handled.
+        Yes when the loop as a whole has not kept up (:attr:`late_ticks` late ticks in a row). Also
+        when the last tick ran late and the pending one is already :attr:`late` overdue: the loop is
+        still behind and this turn has done its share of work, so a request handled now would make
+        the screen later still. The second test caps each turn's work under a flood; it needs the
+        last tick late too, so one long turn (the first frame, a 100 000-span request) refuses nothing.
         """
         if self.late_in_a_row >= self.late_ticks:
             return True
-        return self._due is not None and self._loop is not None and self._loop.time() - self._due > self.late
+        if not self.late_in_a_row or self._due is None or self._loop is None:
+            return False
+        return self._loop.time() - self._due > self.late
