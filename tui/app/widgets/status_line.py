@@ -88,7 +88,7 @@ class StatusLine(Widget):
                 text.append(f" ({error[:60]})", style="red")
             text.append("  │  ")
         if status.overloaded:
-            text.append("OVERLOADED: exporters told to back off", style="bold white on red")
+            text.append("OVERLOADED", style="bold white on red")  # the retry count says the rest
             text.append("  ")
         if status.paused:
             plural = "" if status.waiting == 1 else "s"
