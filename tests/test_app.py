@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -10,12 +11,13 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from app_helpers import FIXED_NOW, cursor_text, detail_texts, screen_text, trace_list_lines, wait_until
-from conftest import Running, export, make_exporter, running_receivers
+from conftest import Running, export, loop_kept_late, make_exporter, running_receivers
 from genai_fixtures import ANSWER, QUESTION, SYSTEM, record, record_all
 from tui.app.app import OllamaTuiApp
 from tui.app.screens.confirm import ConfirmScreen
 from tui.app.screens.help import HelpScreen
 from tui.app.screens.value import ValueScreen
+from tui.model.span import Span
 
 SIZE = (160, 45)
 
@@ -315,12 +317,16 @@ async def test_eviction_keeps_the_list_correct_and_the_selection_sensible() -> N
 async def test_a_selection_held_at_the_oldest_end_survives_a_flood_with_eviction() -> None:
     """Found by driving the app under 64 exporters: the held selection drifts to the oldest end,
     rows there are evicted between two list updates, and the next draw of them failed."""
-    from tui.model.span import Span
-
     def burst(first: int, traces: int) -> list[Span]:
-        return [Span(trace_id=format(t, "032x"), span_id=format(s + 1, "016x"), parent_span_id="" if s == 0 else
-                     format(1, "016x"), name=f"t{t}", start_ns=1, end_ns=2)
-                for t in range(first, first + traces) for s in range(4)]
+        """Traces of four spans each: a root named after the trace and three children."""
+        spans = []
+        for t in range(first, first + traces):
+            trace_id = format(t, "032x")
+            spans.append(Span(trace_id=trace_id, span_id=format(1, "016x"), parent_span_id="", name=f"t{t}",
+                              start_ns=1, end_ns=2))
+            spans.extend(Span(trace_id=trace_id, span_id=format(s, "016x"), parent_span_id=format(1, "016x"),
+                              name="child", start_ns=1, end_ns=2) for s in range(2, 5))
+        return spans
 
     async with running_receivers(pumping=False, max_spans=400) as running:
         app = make_app(running)
@@ -345,10 +351,6 @@ async def test_a_selection_held_at_the_oldest_end_survives_a_flood_with_eviction
 
 
 async def test_header_says_when_exporters_are_told_to_back_off(receivers: Running) -> None:
-    import asyncio
-
-    from conftest import loop_kept_late
-
     app = make_app(receivers)
     stats = receivers.receivers.stats
     async with app.run_test(size=SIZE) as pilot:

@@ -102,8 +102,8 @@ async def test_soak_steady_rate_with_eviction_flat_memory() -> None:
     """
     seconds = float(os.environ.get("SOAK_SECONDS", "600"))
     tune_gc()
-    # Start from a clean heap: what ran before in this process (the overload run) left free pages in
-    # the C heap that would otherwise be handed back during the soak and read as a falling slope.
+    # Start from a clean heap: whatever ran before in this process may have left free pages in the C
+    # heap, which would be handed back during the soak and read as a falling slope.
     gc.collect()
     release_free_memory()
     receivers = OtlpReceivers(ReceiverConfig(grpc_port=0, http_port=0))
