@@ -130,3 +130,35 @@ def test_progressive_filter_scan_ends_equal_to_a_full_filter(seed: int) -> None:
     while not index.scan_done:
         index.continue_scan(0.0, until_rows=5)
     assert all_keys(index) == all_keys(fresh_copy(index))
+
+
+def _received(name: str, prompt: str, service: str, trace: int) -> list[Span]:
+    """A span as the receivers make it: decoded from OTLP protobuf, its strings kept as payload bytes."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
+
+    from tui.receiver.decode import ExportTraceServiceRequest, spans_from_request
+
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=service)))
+    resource_spans.scope_spans.add().spans.append(PbSpan(
+        trace_id=trace.to_bytes(16, "big"), span_id=(trace + 1).to_bytes(8, "big"), name=name,
+        start_time_unix_nano=1, end_time_unix_nano=2,
+        attributes=[KeyValue(key="gen_ai.prompt.0.content", value=AnyValue(string_value=prompt))]))
+    return spans_from_request(request).spans
+
+
+@pytest.mark.parametrize("query, found", [
+    ("café", {"received", "built"}), ("CAFÉ", {"received", "built"}), ("Café", {"received", "built"}),
+    ("überdienst", {"received"}), ("ÜBER", {"received"}), ("straße", {"built"}),
+    ("un café", {"received", "built"}), ("cafe", set()), ("sil vous", set()),
+])
+def test_filters_fold_unicode_case_in_received_and_built_spans(query: str, found: set[str]) -> None:
+    store = TraceStore()
+    store.add_spans(_received("received", "Un CAFÉ, s'il vous plaît", "Überdienst", 1))
+    store.add_spans([Span(trace_id=format(9, "032x"), span_id=format(1, "016x"), parent_span_id="", name="built",
+                          start_ns=1, end_ns=2, attributes={"text": "un café à la Straße"})])
+    index = TraceListIndex(store)
+    index.set_filter(query)
+    assert {index.row(i).trace.name for i in range(len(index))} == found

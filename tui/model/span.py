@@ -199,6 +199,13 @@ class Span:
             self._search = "\n".join(parts).lower().encode()
         return self._search
 
+    @property
+    def search_text(self) -> str:
+        """The strings of :attr:`search_bytes` case-folded as Unicode text, for filters with
+        non-ASCII letters (``bytes.lower`` leaves "É" as it is). Decoded on each call, like
+        :attr:`search_bytes`; binary fields of the payload decode to replacement characters."""
+        return self.search_bytes.decode("utf-8", "replace").casefold()
+
     def may_contain(self, *needles: bytes) -> bool:
         """False only when the span's serialised payload provably contains none of ``needles``.
 
