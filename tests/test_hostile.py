@@ -4,6 +4,7 @@ export still succeeds."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import gzip
 import io
 import socket
@@ -184,7 +185,8 @@ async def test_100_000_spans_in_one_request(running: Running) -> None:
     await next_export_works(running)
 
 
-async def test_slow_sender_idle_connections_and_wrong_content_length(running: Running) -> None:
+async def test_slow_sender_idle_connections_and_wrong_content_length(running: Running,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
     host, port = "127.0.0.1", running.receivers.http.port
     body = protobuf_request().SerializeToString()
 
@@ -212,6 +214,12 @@ async def test_slow_sender_idle_connections_and_wrong_content_length(running: Ru
     finally:
         for sock in sockets:
             sock.close()
+    # The slow sender left mid-body: counted, and no server-error traceback on stderr for it.
+    stats = running.receivers.stats
+    async with asyncio.timeout(10):
+        while not stats.requests_rejected["http: connection closed mid-body"]:
+            await asyncio.sleep(0.01)
+    assert not [r for r in caplog.records if r.name.startswith("aiohttp") and r.levelno >= logging.ERROR]
 
 
 EVIL = "[bold]x[/] \x1b[2J\x1b]0;t\x07\r\u202e ﷽ 漢字 e\u0301\u0301 \x00\x9b"

@@ -8,12 +8,14 @@ small gzip bomb could still allocate a lot. Bodies are read with a byte cap, the
 from __future__ import annotations
 
 import errno
+import logging
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
@@ -60,6 +62,18 @@ class _Signal:
     accept: Callable[[str, Any], ExportResult]
     #: Name of the ``partial_success`` counter field in the response (None: never partial).
     rejected_field: str | None
+
+
+class _QuietClientFaults(logging.Filter):
+    """Drops aiohttp's tracebacks for malformed HTTP (a wrong ``Content-Length``, garbage): aiohttp
+    has already answered 400, it is the client's fault, and in ``--print`` mode each would print a
+    traceback on stderr. Errors raised in our own handlers still get through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], HttpProcessingError))
+
+
+_QUIET_CLIENT_FAULTS = _QuietClientFaults()
 
 
 def inflate(body: bytes, encoding: str, limit: int) -> bytes:
@@ -113,6 +127,9 @@ class OtlpHttpReceiver:
 
     async def start(self) -> int:
         """Bind and start serving; returns the port actually bound (useful with port 0)."""
+        server_log = logging.getLogger("aiohttp.server")
+        if _QUIET_CLIENT_FAULTS not in server_log.filters:
+            server_log.addFilter(_QUIET_CLIENT_FAULTS)
         runner = web.AppRunner(self.application(), auto_decompress=False, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, ssl_context=self.security.ssl_context())
@@ -180,6 +197,13 @@ class OtlpHttpReceiver:
         except BadRequest as exc:
             self.ingest.bad_request("http", "400 undecodable")
             return _status_response(400, _GRPC_INVALID_ARGUMENT, str(exc), content_type)
+        except ConnectionResetError:
+            # The exporter went away mid-body (its timeout, a crash, or our shutdown). Counted, not
+            # logged as a server error: aiohttp would print a traceback for it on stderr. Nobody
+            # reads the answer; aiohttp drops it quietly on the closed connection.
+            self.ingest.bad_request("http", "connection closed mid-body")
+            return _status_response(400, _GRPC_INVALID_ARGUMENT, "the connection closed before the body ended",
+                                    content_type)
 
         result = signal.accept("http", message)
         if result.outcome is Outcome.OVERLOADED:
