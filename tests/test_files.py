@@ -18,8 +18,9 @@ from conftest import export, make_exporter, running_receivers
 from otlp_bodies import protobuf_request, span_fields
 from sdk_spans import nested_trace, record
 from tui.model.otlp_json import request_json
+from tui.receiver import ReceiverConfig
 from tui.receiver.decode import spans_from_request
-from tui.receiver.files import RequestRecorder, UnreadableFile, load_into, read_requests
+from tui.receiver.files import UnreadableFile, load_into, read_requests
 
 
 def _spans(name: str, data: bytes) -> list:
@@ -78,9 +79,9 @@ def test_unreadable_files_say_why() -> None:
 async def test_save_then_load_round_trip_gives_identical_spans(tmp_path: Path) -> None:
     """--save records what arrives over the wire; loading the file gives the very same spans."""
     path = tmp_path / "saved.jsonl"
-    async with running_receivers() as running:
-        recorder = RequestRecorder(path)
-        running.receivers.ingest.listeners.append(recorder.record)
+    async with running_receivers(ReceiverConfig(grpc_port=0, http_port=0, save=path)) as running:
+        recorder = running.receivers.recorder
+        assert recorder is not None
         for transport in ("grpc", "http"):
             exporter = make_exporter(running, transport)
             try:
@@ -88,7 +89,6 @@ async def test_save_then_load_round_trip_gives_identical_spans(tmp_path: Path) -
             finally:
                 exporter.shutdown()
         await running.wait_for_spans(8)
-        recorder.close()
         received = sorted(span_fields(s) for t in running.store for s in t.spans.values())
     assert recorder.requests_written == 2 and len(path.read_text().splitlines()) == 2
 

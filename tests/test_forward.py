@@ -73,8 +73,9 @@ async def test_a_refusing_upstream_loses_the_request_counted_and_the_buffer_is_b
     needs_token = ReceiverConfig(grpc_port=0, http_port=0, security=Security(auth_token="x"))
     async with running_receivers(needs_token) as upstream:
         forwarder = Forwarder(f"http://127.0.0.1:{upstream.receivers.http.port}", buffer=2)
+        body = protobuf_request().SerializeToString()  # 2 spans
         for _ in range(3):
-            forwarder.offer(protobuf_request())
+            forwarder.offer(body, 2)
         assert forwarder.pending == 2 and forwarder.stats.lost["buffer full"] == 1
         forwarder.start()
         await forwarder.stop(drain_seconds=5)

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tui import __version__
-from tui.files_option import FileOptions
 from tui.gc_policy import tune_gc
 
 DEFAULT_MAX_SPANS = 500_000
@@ -111,6 +110,7 @@ def receiver_config(args: argparse.Namespace):  # -> ReceiverConfig, imported la
     return ReceiverConfig(
         security=Security(args.tls_cert, args.tls_key, args.auth_token),
         forward=tuple(args.forward),
+        save=args.save,
         host=args.host,
         grpc_port=None if args.no_grpc else args.grpc_port,
         http_port=None if args.no_http else args.http_port,
@@ -162,12 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(sources, str):
         print(f"ollama-tui: {sources}", file=sys.stderr)
         return EXIT_USAGE
-    files = FileOptions(sources, args.save)
     try:
         if args.print_mode:
             from tui.console.run import run_print
 
-            return asyncio.run(run_print(config, max_spans=args.max_spans, as_json=args.json, files=files))
+            return asyncio.run(run_print(config, max_spans=args.max_spans, as_json=args.json, load=sources))
         from tui.app.run import run_app
         from tui.chat.host import resolve_ollama_host
 
@@ -176,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(f"--ollama-host: {exc}")
         model = args.model or os.environ.get("OLLAMA_MODEL") or None
-        return run_app(config, max_spans=args.max_spans, ollama_host=ollama_host, model=model, files=files)
+        return run_app(config, max_spans=args.max_spans, ollama_host=ollama_host, model=model, load=sources)
     except (ReceiverConfigError, UnreadableFile) as exc:
         print(f"ollama-tui: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -8,22 +8,19 @@ import signal
 import sys
 
 from tui.console.printer import JsonLinesPrinter, TreePrinter
-from tui.files_option import FileOptions
 from tui.gc_policy import FullCollector
 from tui.model.store import TraceStore
 from tui.receiver import OtlpReceivers, ReceiverConfig, ReceiverStats, SpanQueue, pump
-from tui.receiver.files import RequestRecorder, load_into
+from tui.receiver.files import load_into
 from tui.receiver.forward import Forwarder
 
 POLL_SECONDS = 0.1
 
 
-async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool, files: FileOptions | None = None) -> int:
-    files = files or FileOptions()
+async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool,
+                    load: list[tuple[str, bytes]] | None = None) -> int:
+    """``load`` is the ``--load`` files' (name, bytes)."""
     receivers = OtlpReceivers(config)
-    recorder = RequestRecorder(files.save) if files.save else None
-    if recorder is not None:
-        receivers.ingest.listeners.append(recorder.record)
     await receivers.start()
     listening = " · ".join(f"{name} {address}" for name, address in receivers.addresses)
     tls = " over TLS" if config.security.tls else ""
@@ -44,7 +41,7 @@ async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool, fi
         worker = asyncio.create_task(_print_trees(receivers.queue, store, printer, stop))
         flush = lambda: _drain_trees(receivers.queue, store, printer)  # noqa: E731
     try:
-        await load_into(receivers.ingest, files.sources)
+        await load_into(receivers.ingest, load or [])
         await stop.wait()
     finally:
         await receivers.stop()
@@ -52,8 +49,6 @@ async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool, fi
         with contextlib.suppress(asyncio.CancelledError):
             await worker
         flush()
-        if recorder is not None:
-            recorder.close()
         print(f"ollama-tui: {summary(receivers.stats, store, receivers.forwarders)}", file=sys.stderr, flush=True)
     return 0
 

@@ -249,8 +249,9 @@ class RequestRecorder:
         self._thread.start()
         self.requests_written = 0
 
-    def record(self, request: ExportTraceServiceRequest) -> None:
-        self._queue.put(request.SerializeToString())
+    def record(self, body: bytes, _spans: int) -> None:
+        """An ingest listener: ``body`` is the serialised request."""
+        self._queue.put(body)
 
     def _write(self) -> None:
         while (body := self._queue.get()) is not None:

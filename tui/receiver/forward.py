@@ -4,7 +4,7 @@ ollama-tui can then sit in front of the real pipeline (a Collector, Jaeger, Phoe
 during development. Each upstream gets a bounded buffer and a task of its own: requests are retried
 with exponential backoff (and the upstream's own Retry-After / RetryInfo), a full buffer drops its
 oldest request, and every failure and drop is counted for the header. Nothing here can slow the
-receivers or the UI: accepting a request only serialises it into the buffer.
+receivers or the UI: accepting a request only appends its serialised bytes to the buffer.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import aiohttp
 import grpc
 from google.rpc.error_details_pb2 import RetryInfo
 
-from tui.receiver.decode import ExportTraceServiceRequest
 from tui.receiver.errors import ReceiverConfigError
 
 TRACES_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -77,13 +76,13 @@ class Forwarder:
         """Requests not yet delivered, the one in flight included."""
         return len(self._pending) + (self._inflight is not None)
 
-    def offer(self, request: ExportTraceServiceRequest) -> None:
-        """Queue a request (called by the ingest for every accepted one); never waits."""
+    def offer(self, body: bytes, spans: int) -> None:
+        """Queue a serialised request of ``spans`` spans (the ingest calls this for every accepted
+        one); never waits."""
         if len(self._pending) >= self._buffer:
             self._pending.popleft()
             self.stats.lost["buffer full"] += 1
-        spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-        self._pending.append((request.SerializeToString(), spans))
+        self._pending.append((body, spans))
         self._wake.set()
 
     def start(self) -> None:

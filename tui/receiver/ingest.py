@@ -106,9 +106,9 @@ class Ingest:
         #: Logs and GenAI metrics, kept beside the traces (small, so stored directly, not queued).
         self.log_store = LogStore()
         self.metrics_summary = MetricsSummary()
-        #: Called with every accepted trace request that came from outside (not from ``--load``):
-        #: ``--save`` and ``--forward`` hook in here.
-        self.listeners: list[Callable[[ExportTraceServiceRequest], None]] = []
+        #: Called with every accepted trace request that came from outside (not from ``--load``),
+        #: serialised once for all of them, and its span count: ``--save`` and ``--forward`` hook in here.
+        self.listeners: list[Callable[[bytes, int], None]] = []
 
     def admit(self, transport: str, signal: str) -> str | None:
         """Called before a request's body is read or decoded: None to go on, or why to refuse it.
@@ -133,9 +133,10 @@ class Ingest:
             self.stats.retries_asked += 1
             return ExportResult(Outcome.OVERLOADED, message=QUEUE_FULL_MESSAGE)
         self.stats.spans_accepted += len(decoded.spans)
-        if transport != "file":
+        if self.listeners and transport != "file":
+            body, spans = request.SerializeToString(), len(decoded.spans) + decoded.rejected
             for listener in self.listeners:
-                listener(request)
+                listener(body, spans)
         return ExportResult(Outcome.ACCEPTED, decoded.rejected, decoded.rejection)
 
     def logs(self, transport: str, request: ExportLogsServiceRequest) -> ExportResult:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tui.model.store import TraceStore
+from tui.receiver.files import RequestRecorder
 from tui.receiver.forward import Forwarder
 from tui.receiver.grpc_server import OtlpGrpcReceiver
 from tui.receiver.http_server import OtlpHttpReceiver
@@ -34,6 +36,8 @@ class ReceiverConfig:
     security: Security = field(default_factory=Security)
     #: ``--forward`` upstream URLs.
     forward: tuple[str, ...] = ()
+    #: ``--save``: append every accepted trace request to this file.
+    save: Path | None = None
 
     @property
     def is_loopback(self) -> bool:
@@ -62,6 +66,9 @@ class OtlpReceivers:
         self.forwarders = [Forwarder(url) for url in config.forward]
         for forwarder in self.forwarders:
             self.ingest.listeners.append(forwarder.offer)
+        self.recorder = RequestRecorder(config.save) if config.save else None
+        if self.recorder is not None:
+            self.ingest.listeners.append(self.recorder.record)
 
     async def start(self) -> None:
         """Start every enabled receiver; if one cannot bind, stop the others and re-raise."""
@@ -85,6 +92,9 @@ class OtlpReceivers:
             await self.http.stop()
         for forwarder in self.forwarders:
             await forwarder.stop()
+        if self.recorder is not None:
+            self.recorder.close()  # after the receivers: everything accepted is written
+            self.recorder = None
 
     @property
     def scheme(self) -> str:
