@@ -253,10 +253,7 @@ class TraceListIndex:
         else:
             for trace in found:
                 self._insert(trace)
-        wanted = [t.trace_id for t in found if t.trace_id in self._want_expanded]
-        for trace_id in wanted:
-            self._want_expanded.discard(trace_id)
-            self.expand(trace_id)
+        self._expand_wanted([t.trace_id for t in found])
 
     def matches(self, trace: Trace) -> bool:
         """Errors-only and the filter text, case-insensitively, anywhere in the trace's strings.
@@ -299,9 +296,14 @@ class TraceListIndex:
         self._ids = [t.trace_id for t in traces]
         self._seqs = [t.seq for t in traces]
         self._seq_of = dict(zip(self._ids, self._seqs))
-        for trace_id in [t for t in self._want_expanded if t in self._seq_of]:
-            self._want_expanded.discard(trace_id)
-            self.expand(trace_id)
+        self._expand_wanted(list(self._want_expanded))
+
+    def _expand_wanted(self, trace_ids: list[str]) -> None:
+        """Re-expand those of ``trace_ids`` that were expanded before a filter hid them, once shown again."""
+        for trace_id in trace_ids:
+            if trace_id in self._want_expanded and trace_id in self._seq_of:
+                self._want_expanded.discard(trace_id)
+                self.expand(trace_id)
 
     def apply(self, changes: StoreChanges) -> None:
         """Bring the index up to date with one change set from :meth:`TraceStore.drain_changes`."""
@@ -321,9 +323,7 @@ class TraceListIndex:
             if self.matches(trace):
                 if not member:
                     self._insert(trace)
-                    if trace_id in self._want_expanded:
-                        self._want_expanded.discard(trace_id)
-                        self.expand(trace_id)
+                    self._expand_wanted([trace_id])
                 elif trace_id in self._expanded:
                     self._expanded[trace_id] = _Expansion.of(trace)
             elif member:
@@ -375,22 +375,27 @@ class TraceListIndex:
         cached = self._summaries.get(trace.trace_id)
         if cached is not None and cached[0] == trace.version:
             return cached[1]
-        summary = TraceSummary(*summarize(UsageSummary.from_span(span) for span in usage_spans(trace)))
+        summary = TraceSummary(*summarize(usage for _, usage in usage_spans(trace)))
         self._summaries[trace.trace_id] = (trace.version, summary)
         return summary
 
 
-def usage_spans(trace: Trace) -> list[Span]:
-    """Spans naming a model or counting tokens, minus those that wrap another such span.
+def usage_spans(trace: Trace) -> list[tuple[Span, UsageSummary]]:
+    """Spans naming a model or counting tokens, with those counts, minus spans that wrap another such span.
 
     A traced chat turn wraps the instrumentation's own span of the same request, and an agent span
     may total its model calls; summing both would count every token twice, so only the innermost
     count. Spans whose raw bytes mention no model or usage key are skipped without decoding.
     """
-    found = [span for span in trace.spans.values() if span.may_contain(*USAGE_MARKERS) and _has_usage(span)]
-    llm_ids = {span.span_id for span in found}
+    found: list[tuple[Span, UsageSummary]] = []
+    for span in trace.spans.values():
+        if span.may_contain(*USAGE_MARKERS):
+            usage = UsageSummary.from_span(span)
+            if usage.model or usage.input_tokens is not None or usage.output_tokens is not None:
+                found.append((span, usage))
+    llm_ids = {span.span_id for span, _ in found}
     covering: set[str] = set()
-    for span in found:
+    for span, _ in found:
         parent = trace.spans.get(span.parent_span_id)
         seen = {span.span_id}
         while parent is not None and parent.span_id not in seen:
@@ -398,12 +403,7 @@ def usage_spans(trace: Trace) -> list[Span]:
             if parent.span_id in llm_ids:
                 covering.add(parent.span_id)
             parent = trace.spans.get(parent.parent_span_id)
-    return [span for span in found if span.span_id not in covering]
-
-
-def _has_usage(span: Span) -> bool:
-    usage = UsageSummary.from_span(span)
-    return bool(usage.model) or usage.input_tokens is not None or usage.output_tokens is not None
+    return [(span, usage) for span, usage in found if span.span_id not in covering]
 
 
 LogEvents = Callable[[Span], tuple[Event, ...]]
