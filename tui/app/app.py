@@ -217,7 +217,7 @@ class OllamaTuiApp(App[int]):
             self._pending = StoreChanges()
         if changes:
             self._apply(changes)
-        if self._detail_stale and time.monotonic() - self._detail_shown_at >= LIVE_DETAIL_SECONDS:
+        if self._detail_stale and now - self._detail_shown_at >= LIVE_DETAIL_SECONDS:
             self._show_detail()
 
     def _apply(self, changes: StoreChanges) -> None:
