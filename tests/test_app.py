@@ -13,10 +13,12 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from app_helpers import FIXED_NOW, cursor_text, detail_texts, screen_text, trace_list_lines, wait_until
 from conftest import Running, export, loop_kept_late, make_exporter, running_receivers
 from genai_fixtures import ANSWER, QUESTION, SYSTEM, record, record_all
+from tui.app import app as app_module
 from tui.app.app import OllamaTuiApp
 from tui.app.screens.confirm import ConfirmScreen
 from tui.app.screens.help import HelpScreen
 from tui.app.screens.value import ValueScreen
+from tui.app.widgets.detail import DetailList
 from tui.model.span import Span
 
 SIZE = (160, 45)
@@ -389,3 +391,29 @@ async def test_save_keys_write_what_load_reads(receivers: Running, tmp_path, mon
     for path in (one, shown):
         loaded = [s for r in read_requests(path.name, path.read_bytes()) for s in spans_from_request(r).spans]
         assert sorted(span_fields(s) for s in loaded) == expected  # the newest trace is the failing one
+
+
+async def test_a_tick_while_the_screen_is_taken_down_does_not_touch_removed_widgets(
+        receivers: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen once in CI: Pilot shuts the app down without `exit()`, so the app's timers keep firing while the
+    screen's widgets are removed; a tick then showed the detail of a changed trace in lists already gone."""
+    monkeypatch.setattr(app_module, "TICK_SECONDS", 0.001)
+    monkeypatch.setattr(app_module, "LIVE_DETAIL_SECONDS", 0)
+
+    ids = iter(range(1, 1000))
+
+    def add_a_span() -> None:
+        receivers.store.add_spans([Span(trace_id=format(1, "032x"), span_id=format(next(ids), "016x"),
+                                        parent_span_id="", name="busy", start_ns=1, end_ns=2)])
+
+    async def slow_unmount(_list: DetailList) -> None:
+        """While each list goes, the selected trace changes and the app's timers get time to fire."""
+        add_a_span()
+        await asyncio.sleep(0.02)
+
+    monkeypatch.setattr(DetailList, "on_unmount", slow_unmount, raising=False)
+    app = make_app(receivers)
+    async with app.run_test(size=SIZE) as pilot:
+        add_a_span()
+        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 1)
+        assert cursor_text(app) == "trace:busy"  # selected, so each change to it asks for its detail again

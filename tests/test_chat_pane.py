@@ -106,6 +106,20 @@ async def test_escape_stops_a_slow_answer_and_gives_the_prompt_back(receivers: R
         await wait_until(pilot, lambda: len(app.query(ChatTurn)) == 2 and "tokens" in status(list(app.query(ChatTurn))[-1]))
 
 
+async def test_a_model_slow_to_answer_is_explained_then_the_answer_replaces_it(
+        receivers: Running, fake: FakeOllama, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chat_module, "SLOW_SECONDS", 0.1)
+    fake.first_chunk_delay = 1.0  # as when Ollama loads the model first
+    app = make_app(receivers, fake.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
+        turn = await ask(pilot, QUESTION)
+        await wait_until(pilot, lambda: "loading the model can take a while" in status(turn))
+        assert turn.answer == ""
+        await wait_until(pilot, lambda: "tokens" in status(turn))
+        assert turn.answer == "The sky is **blue**."
+
+
 @pytest.mark.parametrize(("fault", "model", "expected"), [
     ("none", "mistral", "'mistral' is not installed"),
     ("error_line", None, "out of memory"),

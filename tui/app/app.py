@@ -148,9 +148,9 @@ class OllamaTuiApp(App[int]):
 
     def on_mount(self) -> None:
         self.run_worker(pump(self.receivers.queue, self.store), name="ingest", group="ingest", exit_on_error=True)
-        self.set_interval(TICK_SECONDS, self._tick)
-        self.set_interval(STATUS_SECONDS, self._update_status)
-        self.set_interval(1.0, self.trace_list.refresh)  # ages
+        self._every(TICK_SECONDS, self._tick)
+        self._every(STATUS_SECONDS, self._update_status)
+        self._every(1.0, self.trace_list.refresh)  # ages
         self.trace_list.focus()
         self._update_status()
         self.detail.show(None)
@@ -159,6 +159,17 @@ class OllamaTuiApp(App[int]):
             self.call_after_refresh(self._start_chat)
         if self._load:
             self.run_worker(self._load_files(), name="load", group="load", exit_on_error=False)
+
+    def _every(self, seconds: float, callback: Callable[[], object]) -> None:
+        """Call back every `seconds` until shutdown starts. Textual skips an app's timers after `exit()`, but
+        a shutdown without it (Pilot's, a crash's) keeps them firing while the screen's widgets are removed,
+        and a tick then reached for widgets already gone."""
+
+        def tick() -> None:
+            if self.is_running:
+                callback()
+
+        self.set_interval(seconds, tick)
 
     async def _load_files(self) -> None:
         from tui.receiver.files import UnreadableFile, load_into

@@ -228,7 +228,7 @@ class ChatPane(Vertical):
         scroll = self.query_one("#chat-turns", VerticalScroll)
         markdown = turn.query_one(Markdown)
         stream = Markdown.get_stream(markdown)
-        slow = self.set_timer(SLOW_SECONDS, lambda: turn.set_status(
+        slow = turn.set_timer(SLOW_SECONDS, lambda: turn.set_status(  # the turn's timer goes with it
             f"waiting for {model} (loading the model can take a while)… Esc stops"))
         try:
             async for event in self.session.turn(model, prompt):
