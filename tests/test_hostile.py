@@ -12,6 +12,7 @@ import socket
 import aiohttp
 import grpc
 import pytest
+from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from rich.cells import cell_len
@@ -35,20 +36,34 @@ async def running() -> Running:
 
 
 async def post(running: Running, body: bytes, headers: dict[str, str] | None = None) -> int:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{running.http_url}/v1/traces", data=body, headers=headers or PROTOBUF) as response:
-            await response.read()
-            return response.status
+    """POST as an exporter does: a 503 is the app pushing back while its loop is late (after drawing
+    100 000 attributes on a loaded machine, say), so it is retried after its ``Retry-After``; any other
+    status is the answer."""
+    async with aiohttp.ClientSession() as session, asyncio.timeout(30):
+        while True:
+            async with session.post(f"{running.http_url}/v1/traces", data=body,
+                                    headers=headers or PROTOBUF) as response:
+                await response.read()
+                if response.status != 503:
+                    return response.status
+                await asyncio.sleep(float(response.headers["Retry-After"]))
 
 
 async def grpc_call(running: Running, body: bytes) -> grpc.StatusCode:
+    """Call Export as an exporter does: ``UNAVAILABLE`` is retried after its ``RetryInfo`` delay."""
     async with grpc.aio.insecure_channel(running.grpc_endpoint,
                                          options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
-        try:
-            await channel.unary_unary(TRACES)(body, timeout=30)
-        except grpc.aio.AioRpcError as exc:
-            return exc.code()
-        return grpc.StatusCode.OK
+        async with asyncio.timeout(60):
+            while True:
+                try:
+                    await channel.unary_unary(TRACES)(body, timeout=30)
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() is not grpc.StatusCode.UNAVAILABLE:
+                        return exc.code()
+                    trailers = dict(exc.trailing_metadata() or ())
+                    await asyncio.sleep(RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay.seconds)
+                else:
+                    return grpc.StatusCode.OK
 
 
 async def next_export_works(running: Running) -> None:
