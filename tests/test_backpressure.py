@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
+import aiohttp
 import grpc
 import pytest
 from google.rpc.error_details_pb2 import RetryInfo
+from google.rpc.status_pb2 import Status
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from conftest import export, loop_kept_late, make_exporter, running_receivers
+from otlp_bodies import protobuf_request
 from sdk_spans import nested_trace, record
 from tui.receiver import ReceiverConfig, pump
 from tui.receiver.ingest import BACK_PRESSURE
@@ -48,10 +52,6 @@ async def test_full_queue_pushes_back_and_retry_succeeds(transport: str) -> None
 
 async def test_back_pressure_answers_carry_retry_hints() -> None:
     """HTTP says 503 with Retry-After; gRPC says UNAVAILABLE with a RetryInfo the SDK reads."""
-    import aiohttp
-
-    from otlp_bodies import protobuf_request
-
     body = protobuf_request().SerializeToString()  # 2 spans
     config = ReceiverConfig(grpc_port=0, http_port=0, queue_spans=3)
     async with running_receivers(config, pumping=False) as running:
@@ -85,10 +85,10 @@ def _post_in_thread(url: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         return error.code, dict(error.headers), error.read()
 
 
-def _grpc_in_thread(endpoint: str, body: bytes) -> grpc.RpcError | None:
+def _grpc_in_thread(endpoint: str, body: bytes, timeout: float = 10) -> grpc.RpcError | None:
     with grpc.insecure_channel(endpoint) as channel:
         try:
-            channel.unary_unary(TRACES)(body, timeout=10)
+            channel.unary_unary(TRACES)(body, timeout=timeout)
         except grpc.RpcError as error:
             return error
     return None
@@ -96,10 +96,6 @@ def _grpc_in_thread(endpoint: str, body: bytes) -> grpc.RpcError | None:
 
 async def test_a_late_loop_refuses_exports_before_decoding_them() -> None:
     """Exporters sending faster than the app can take make its loop late: they are told to retry."""
-    from google.rpc.status_pb2 import Status
-
-    from otlp_bodies import protobuf_request
-
     body = protobuf_request().SerializeToString()
     async with running_receivers() as running:
         stats = running.receivers.stats
@@ -141,3 +137,20 @@ async def test_the_sdk_exporter_retries_through_a_late_loop() -> None:
             exporter.shutdown()
         await running.wait_for_spans(len(spans))
         assert stats.spans_accepted == len(spans)
+
+
+async def test_a_grpc_export_whose_deadline_passes_before_the_loop_gets_to_it_is_not_taken() -> None:
+    """gRPC calls wait on their own threads for the loop's decision. If the exporter's deadline passes
+    first, it is told so, and the request must not be taken later: the exporter will send it again."""
+    body = protobuf_request().SerializeToString()
+    async with running_receivers() as running:
+        calling = asyncio.get_running_loop().run_in_executor(None, _grpc_in_thread, running.grpc_endpoint, body, 0.3)
+        time.sleep(1.0)  # the loop is held past the exporter's deadline
+        error = await calling
+        assert error is not None and error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        await asyncio.sleep(0.2)
+        stats = running.receivers.stats
+        assert stats.spans_accepted == 0 and running.store.span_count == 0
+        assert stats.requests_rejected == {"grpc: deadline passed before it was taken": 1}  # counted, shown
+        assert await asyncio.to_thread(_grpc_in_thread, running.grpc_endpoint, body) is None
+        await running.wait_for_spans(2)
