@@ -144,13 +144,15 @@ async def test_a_grpc_export_whose_deadline_passes_before_the_loop_gets_to_it_is
     first, it is told so, and the request must not be taken later: the exporter will send it again."""
     body = protobuf_request().SerializeToString()
     async with running_receivers() as running:
-        calling = asyncio.get_running_loop().run_in_executor(None, _grpc_in_thread, running.grpc_endpoint, body, 0.3)
-        time.sleep(1.0)  # the loop is held past the exporter's deadline
+        stats = running.receivers.stats
+        calling = asyncio.get_running_loop().run_in_executor(None, _grpc_in_thread, running.grpc_endpoint, body, 1.0)
+        time.sleep(2.0)  # the loop is held past the exporter's deadline
         error = await calling
         assert error is not None and error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
-        await asyncio.sleep(0.2)
-        stats = running.receivers.stats
-        assert stats.spans_accepted == 0 and running.store.span_count == 0
+        async with asyncio.timeout(10):
+            while not stats.requests_rejected:  # the gRPC thread has it counted on the loop
+                await asyncio.sleep(0.01)
         assert stats.requests_rejected == {"grpc: deadline passed before it was taken": 1}  # counted, shown
+        assert stats.spans_accepted == 0 and running.store.span_count == 0
         assert await asyncio.to_thread(_grpc_in_thread, running.grpc_endpoint, body) is None
         await running.wait_for_spans(2)

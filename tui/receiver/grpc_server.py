@@ -101,12 +101,11 @@ class OtlpGrpcReceiver:
             else:
                 bound = server.add_secure_port(address, grpc.ssl_server_credentials([key_pair]))
         except RuntimeError as exc:
-            bound, reason = 0, _bind_reason(exc)
-        else:
-            reason = "address already in use"
+            threads.shutdown(wait=False)
+            raise PortUnavailable("gRPC", self.host, self.port, _bind_reason(exc)) from None
         if bound == 0:
             threads.shutdown(wait=False)
-            raise PortUnavailable("gRPC", self.host, self.port, reason)
+            raise PortUnavailable("gRPC", self.host, self.port, "address already in use")
         server.start()
         self._server, self._threads = server, threads
         self.port = bound
