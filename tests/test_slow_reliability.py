@@ -158,6 +158,7 @@ async def test_overload_back_pressure_bounded_memory_steady_screen() -> None:
     """
     seconds = float(os.environ.get("OVERLOAD_SECONDS", "60"))
     back_pressure = os.environ.get("OVERLOAD_BACK_PRESSURE", "1") != "0"
+    exporters = {"grpc": 16, "http": 48}
     tune_gc()
     receivers = OtlpReceivers(ReceiverConfig(grpc_port=0, http_port=0))
     await receivers.start()
@@ -185,8 +186,8 @@ async def test_overload_back_pressure_bounded_memory_steady_screen() -> None:
             loads = [await asyncio.create_subprocess_exec(
                 sys.executable, str(LOAD), "--transport", transport, "--port",
                 str(receivers.grpc.port if transport == "grpc" else receivers.http.port),
-                "--concurrency", str(exporters), "--seconds", str(seconds), stdout=asyncio.subprocess.PIPE)
-                for transport, exporters in (("grpc", 16), ("http", 48))]
+                "--concurrency", str(count), "--seconds", str(seconds), stdout=asyncio.subprocess.PIPE)
+                for transport, count in exporters.items()]
             sampler = asyncio.create_task(sample_lateness())
             peak = 0
             started = time.monotonic()
@@ -196,9 +197,10 @@ async def test_overload_back_pressure_bounded_memory_steady_screen() -> None:
                 if time.monotonic() - started > seconds + 60:
                     raise AssertionError("load generators did not finish")
             sampler.cancel()
-            totals = [json.loads((await load.communicate())[0].decode().strip().splitlines()[-1]) for load in loads]
-            sent = sum(t["spans_sent"] for t in totals)
-            refused = sum(t["refused_requests"] for t in totals)
+            totals = {transport: json.loads((await load.communicate())[0].decode().strip().splitlines()[-1])
+                      for transport, load in zip(exporters, loads)}
+            sent = sum(t["spans_sent"] for t in totals.values())
+            refused = sum(t["refused_requests"] for t in totals.values())
             await pilot.pause(IDLE_SECONDS + 2.0)  # the flood is over: the idle collection gives memory back
             after_flood = rss_bytes()
             stats = receivers.stats
@@ -214,19 +216,21 @@ async def test_overload_back_pressure_bounded_memory_steady_screen() -> None:
             assert len(frames) >= seconds  # the list kept being updated through the flood
             # Neither transport is starved: per exporter, gRPC gets at least a quarter of HTTP's share
             # (it got 1/14 when grpc.aio took new calls one at a time through the busy loop).
-            per_exporter = {"grpc": totals[0]["spans_sent"] / 16, "http": totals[1]["spans_sent"] / 48}
+            per_exporter = {transport: totals[transport]["spans_sent"] / count for transport, count in exporters.items()}
             assert min(per_exporter.values()) >= max(per_exporter.values()) / 4, per_exporter
             gaps = [b - a for a, b in zip(frames, frames[1:])]
             late = sorted(lateness)
             record_figure("overload" if back_pressure else "overload_without_back_pressure", {
-                "seconds": seconds, "exporters": "16 gRPC + 48 HTTP, each sending again as soon as answered",
+                "seconds": seconds,
+                "exporters": f"{exporters['grpc']} gRPC + {exporters['http']} HTTP, each sending again as soon as answered",
                 "spans_accepted": sent, "spans_per_second": sent / seconds, "retries_asked": refused,
-                "spans_accepted_by_transport": {"grpc": totals[0]["spans_sent"], "http": totals[1]["spans_sent"]},
+                "spans_accepted_by_transport": {transport: t["spans_sent"] for transport, t in totals.items()},
                 "spans_refused_queue_full": stats.spans_rejected[BACK_PRESSURE],
                 "loop_lateness_ms": {"p50": late[len(late) // 2] * 1000, "p99": late[int(len(late) * 0.99)] * 1000,
                                      "max": late[-1] * 1000},
                 "evicted_spans": store.evicted_spans, "peak_rss_mb": peak / 2**20,
-                "rss_after_flood_mb": after_flood / 2**20, "screen_updates": len(frames), "longest_gap_between_updates_ms": max(gaps) * 1000 if gaps else None,
+                "rss_after_flood_mb": after_flood / 2**20, "screen_updates": len(frames),
+                "longest_gap_between_updates_ms": max(gaps) * 1000 if gaps else None,
                 "command": "make slow" if back_pressure else "OVERLOAD_BACK_PRESSURE=0 make slow"})
     finally:
         await receivers.stop()
@@ -282,5 +286,5 @@ def test_ctrl_c_during_a_flood_and_exporters_reconnecting_after_a_restart() -> N
         assert "4 spans accepted" in err
     exporter.shutdown()
     assert results == ["SUCCESS", "SUCCESS"]
-    record_figure("restart", {"flood": "4 gRPC + 16 HTTP exporters", "ctrl_c_during_flood_exit_seconds": stop_seconds, "exit_status": 0,
-                              "exporter_reconnected_after_restart": True, "command": "make slow"})
+    record_figure("restart", {"flood": "4 gRPC + 16 HTTP exporters", "ctrl_c_during_flood_exit_seconds": stop_seconds,
+                              "exit_status": 0, "exporter_reconnected_after_restart": True, "command": "make slow"})

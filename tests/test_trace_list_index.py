@@ -5,10 +5,13 @@ from __future__ import annotations
 import random
 
 import pytest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
 from tui.model.span import Span, StatusCode
 from tui.model.store import TraceStore
 from tui.model.trace_list import TraceListIndex
+from tui.receiver.decode import ExportTraceServiceRequest, spans_from_request
 
 
 def all_keys(index: TraceListIndex) -> list[tuple[str, str | None]]:
@@ -134,11 +137,6 @@ def test_progressive_filter_scan_ends_equal_to_a_full_filter(seed: int) -> None:
 
 def _received(name: str, prompt: str, service: str, trace: int) -> list[Span]:
     """A span as the receivers make it: decoded from OTLP protobuf, its strings kept as payload bytes."""
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-    from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
-
-    from tui.receiver.decode import ExportTraceServiceRequest, spans_from_request
-
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
     resource_spans.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=service)))
