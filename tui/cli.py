@@ -7,17 +7,20 @@ change and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 
 from tui import __version__
 from tui.gc_policy import tune_gc
 
 DEFAULT_MAX_SPANS = 500_000
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl+C
 _PORT_FLAGS = {"gRPC": "--grpc-port", "HTTP": "--http-port"}
 
 
@@ -130,6 +133,59 @@ def _read_sources(paths: list[str]) -> list[tuple[str, bytes]] | str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``ollama-tui`` command. Ctrl+C ends it without a traceback: during start-up with
+    status 130; once running, as the app or ``--print`` handles it (a summary, then status 0)."""
+    try:
+        with _StartUpInterrupt() as interrupt:
+            start = _prepare(argv)
+        if interrupt.happened:
+            return EXIT_INTERRUPTED
+        return start if isinstance(start, int) else _run(start)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+class _StartUpInterrupt:
+    """Ctrl+C while the command starts (imports, flags, files) raises ``KeyboardInterrupt`` and is remembered.
+
+    Python cannot raise an exception out of a weakref callback; it prints "Exception ignored" and goes
+    on. The import system runs one as it releases each module lock, so a Ctrl+C landing there during the
+    ~0.3 s of imports was lost, and the program went on to listen until a second one. Remembered, it ends
+    the command as soon as start-up returns, and its "ignored" report is not printed. Once the event loop
+    runs, asyncio's own handler takes over (it cancels the main task), so ours is put back before then.
+    (The interpreter's own first ~40 ms, before ``main`` is called, are Python's default behaviour.)
+    """
+
+    def __init__(self) -> None:
+        self.happened = False
+        self._installed = False
+        self._unraisable_hook = sys.unraisablehook
+
+    def __enter__(self) -> _StartUpInterrupt:
+        # Only Python's default handler is replaced: an embedding program's own is left alone.
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, self._on_interrupt)
+            sys.unraisablehook = self._on_unraisable
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            sys.unraisablehook = self._unraisable_hook
+
+    def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
+        self.happened = True
+        signal.default_int_handler(signum, frame)
+
+    def _on_unraisable(self, unraisable: sys.UnraisableHookArgs) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self._unraisable_hook(unraisable)
+
+
+def _prepare(argv: Sequence[str] | None) -> int | Callable[[], int]:
+    """Everything before the event loop: an exit status if the command ends here, else what runs it."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.json and not args.print_mode:
@@ -142,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # gRPC's C core logs bind failures to stderr itself; we report them in one line instead.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     tune_gc()
-    from tui.receiver import PortUnavailable, ReceiverConfigError
+    from tui.receiver import ReceiverConfigError
 
     try:
         config = receiver_config(args)
@@ -156,26 +212,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"can send spans to it{advice}",
             file=sys.stderr,
         )
-    from tui.receiver.files import UnreadableFile
-
     sources = _read_sources(args.load)
     if isinstance(sources, str):
         print(f"ollama-tui: {sources}", file=sys.stderr)
         return EXIT_USAGE
+    if args.print_mode:
+        import asyncio
+
+        from tui.console.run import run_print
+
+        return lambda: asyncio.run(run_print(config, max_spans=args.max_spans, as_json=args.json, load=sources))
+    from tui.app.run import run_app
+    from tui.chat.host import resolve_ollama_host
+
     try:
-        if args.print_mode:
-            from tui.console.run import run_print
+        ollama_host = None if args.no_chat else resolve_ollama_host(args.ollama_host)
+    except ValueError as exc:
+        parser.error(f"--ollama-host: {exc}")
+    model = args.model or os.environ.get("OLLAMA_MODEL") or None
+    return lambda: run_app(config, max_spans=args.max_spans, ollama_host=ollama_host, model=model, load=sources)
 
-            return asyncio.run(run_print(config, max_spans=args.max_spans, as_json=args.json, load=sources))
-        from tui.app.run import run_app
-        from tui.chat.host import resolve_ollama_host
 
-        try:
-            ollama_host = None if args.no_chat else resolve_ollama_host(args.ollama_host)
-        except ValueError as exc:
-            parser.error(f"--ollama-host: {exc}")
-        model = args.model or os.environ.get("OLLAMA_MODEL") or None
-        return run_app(config, max_spans=args.max_spans, ollama_host=ollama_host, model=model, load=sources)
+def _run(start: Callable[[], int]) -> int:
+    """Run the receivers and the app or printer; errors a user can fix (a busy port, an unreadable TLS
+    file) are one line and status 2."""
+    from tui.receiver import PortUnavailable, ReceiverConfigError
+    from tui.receiver.files import UnreadableFile
+
+    try:
+        return start()
     except (ReceiverConfigError, UnreadableFile) as exc:
         print(f"ollama-tui: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -183,8 +248,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         flag = _PORT_FLAGS[exc.transport]
         print(f"ollama-tui: {exc}; choose another port with {flag} (0 picks a free one)", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
 
 
 if __name__ == "__main__":
