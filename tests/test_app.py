@@ -213,7 +213,7 @@ async def test_late_parent_moves_orphan_under_it(receivers: Running) -> None:
         await pilot.press("down")
         await send(receivers, [parent])
         await wait_until(pilot, lambda: receivers.store.span_count == 2)
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: "parent" in trace_list_lines(app)[0])  # the next tick shows it
         lines = trace_list_lines(app)
         assert "parent" in lines[0] and "└─ parent" in lines[1] and "   └─ child" in lines[2]
         assert "⚠" not in "\n".join(lines)
@@ -306,9 +306,10 @@ async def test_eviction_keeps_the_list_correct_and_the_selection_sensible() -> N
             for name in ("four", "five", "six", "seven"):
                 await send(running, single(name))
             await wait_until(pilot, lambda: "seven" in {t.name for t in running.store})
-            await pilot.pause(0.2)
-            assert "one" not in {t.name for t in running.store}
             index = app.trace_list.index
+            await wait_until(pilot, lambda: {index.row(i).trace.name for i in range(len(index))}
+                             == {t.name for t in running.store})  # once the next tick has shown it
+            assert "one" not in {t.name for t in running.store}
             rows = [index.row(i) for i in range(len(index))]
             assert all(running.store.get(r.trace.trace_id) is r.trace for r in rows)  # no dangling rows
             assert len(rows) == len(running.store) == 6
