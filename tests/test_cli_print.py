@@ -144,7 +144,7 @@ def receiver_config(args):
     # What the import system does as it drops a module lock: a weakref callback, where Python
     # cannot raise; a Ctrl+C landing in one is reported as "Exception ignored" and lost.
     lock = Lock()
-    ref = weakref.ref(lock, lambda _: signal.raise_signal(signal.SIGINT))
+    ref = weakref.ref(lock, lambda _: signal.raise_signal(signal.SIGINT))  # held, so its callback runs
     del lock
     return real_config(args)
 
@@ -164,8 +164,9 @@ def test_ctrl_c_that_python_swallows_during_start_up_still_ends_the_command() ->
 
 
 def test_ctrl_c_while_reading_standard_input_ends_the_command() -> None:
-    proc = subprocess.Popen([*COMMAND, "--print", "--host", "0.0.0.0", "--load", "-"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*COMMAND, "--print", "--host", "0.0.0.0", "--grpc-port", "0", "--http-port", "0",
+                             "--load", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     try:
         proc.stderr.readline()  # the public-host warning: next it reads standard input, which never ends
         proc.send_signal(signal.SIGINT)
