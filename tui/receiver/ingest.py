@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from tui.model.span import Span
+from tui.model.telemetry import LogStore, MetricsSummary
 from tui.receiver.decode import (
     ExportLogsServiceRequest,
     ExportMetricsServiceRequest,
@@ -22,7 +23,6 @@ from tui.receiver.decode import (
     summarize_metrics,
 )
 from tui.receiver.loop_lag import LoopLag
-from tui.model.telemetry import LogStore, MetricsSummary
 
 #: The reason counted for spans refused because the queue was full; the exporter was told to retry.
 BACK_PRESSURE = "back-pressure (retry asked)"
