@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -43,9 +44,29 @@ class Running:
 
     async def wait_for_spans(self, count: int, timeout: float = 10.0) -> None:
         """Wait until the store holds ``count`` spans (the pump runs on this loop)."""
-        async with asyncio.timeout(timeout):
-            while self.store.span_count < count:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: self.store.span_count >= count, timeout)
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on just now, for a process that must be told its port up front."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def eventually(condition: Callable[[], object], timeout: float = 10.0, poll: float = 0.01) -> None:
+    """Let this loop run until ``condition()`` holds; ``TimeoutError`` after ``timeout`` seconds.
+
+    ``poll`` 0 checks on every turn of the loop, for a condition that may hold only briefly."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(poll)
 
 
 @contextlib.asynccontextmanager
@@ -111,9 +132,7 @@ async def loop_kept_late(lag: LoopLag, turn: float = 0.15) -> AsyncIterator[None
 
     task = asyncio.create_task(hold())
     try:
-        async with asyncio.timeout(10):
-            while lag.late_in_a_row < lag.late_ticks:
-                await asyncio.sleep(0)
+        await eventually(lambda: lag.late_in_a_row >= lag.late_ticks, poll=0)
         yield
     finally:
         holding = False

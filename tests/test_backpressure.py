@@ -12,7 +12,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from conftest import export, loop_kept_late, make_exporter, running_receivers
+from conftest import eventually, export, loop_kept_late, make_exporter, running_receivers
 from otlp_bodies import protobuf_request
 from sdk_spans import nested_trace, record
 from tui.receiver import ReceiverConfig, pump
@@ -31,9 +31,7 @@ async def test_full_queue_pushes_back_and_retry_succeeds(transport: str) -> None
         try:
             assert await export(exporter, first) is SpanExportResult.SUCCESS  # fits: the queue was empty
             retrying = asyncio.create_task(export(exporter, second))  # 4 + 4 > 5: refused, then retried
-            async with asyncio.timeout(10):
-                while stats.spans_rejected[BACK_PRESSURE] < len(second):
-                    await asyncio.sleep(0.01)
+            await eventually(lambda: stats.spans_rejected[BACK_PRESSURE] >= len(second))
             assert not retrying.done()
             assert running.store.span_count == 0
             draining = asyncio.create_task(pump(running.receivers.queue, running.store))
@@ -115,9 +113,7 @@ async def test_a_late_loop_refuses_exports_before_decoding_them() -> None:
         assert stats.requests_rejected == {"http traces: busy, retry asked": 2, "grpc traces: busy, retry asked": 1}
         assert stats.spans_accepted == 0 and not stats.spans_rejected  # refused whole, never decoded
         # Once the loop keeps time again, the same export is taken.
-        async with asyncio.timeout(10):
-            while running.receivers.loop_lag.late_in_a_row:  # until a tick comes on time
-                await asyncio.sleep(0.01)
+        await eventually(lambda: not running.receivers.loop_lag.late_in_a_row)  # until a tick comes on time
         status, _, _ = await asyncio.to_thread(_post_in_thread, url, body)
         assert status == 200
         await running.wait_for_spans(2)
@@ -131,9 +127,7 @@ async def test_the_sdk_exporter_retries_through_a_late_loop() -> None:
         try:
             async with loop_kept_late(running.receivers.loop_lag):
                 exporting = asyncio.create_task(export(exporter, spans))
-                async with asyncio.timeout(10):
-                    while not stats.retries_asked:
-                        await asyncio.sleep(0)
+                await eventually(lambda: stats.retries_asked, poll=0)
             assert await exporting is SpanExportResult.SUCCESS
         finally:
             exporter.shutdown()
@@ -151,9 +145,7 @@ async def test_a_grpc_export_whose_deadline_passes_before_the_loop_gets_to_it_is
         time.sleep(2.0)  # the loop is held past the exporter's deadline
         error = await calling
         assert error is not None and error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
-        async with asyncio.timeout(10):
-            while not stats.requests_rejected:  # the gRPC thread has it counted on the loop
-                await asyncio.sleep(0.01)
+        await eventually(lambda: stats.requests_rejected)  # the gRPC thread has it counted on the loop
         assert stats.requests_rejected == {"grpc: deadline passed before it was taken": 1}  # counted, shown
         assert stats.spans_accepted == 0 and running.store.span_count == 0
         assert await asyncio.to_thread(_grpc_in_thread, running.grpc_endpoint, body) is None

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from conftest import export, make_exporter, running_receivers
+from conftest import eventually, export, free_port, make_exporter, running_receivers
 from otlp_bodies import protobuf_request
 from sdk_spans import nested_trace, record
 from tui.receiver import ReceiverConfig, ReceiverConfigError, Security
 from tui.receiver.forward import Forwarder
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("scheme", ["grpc", "http"])
@@ -36,9 +29,7 @@ async def test_forwards_to_a_second_receiver(scheme: str) -> None:
             await front.wait_for_spans(len(spans))
             await upstream.wait_for_spans(len(spans))
             (forwarder,) = front.receivers.forwarders
-            async with asyncio.timeout(10):  # the upstream may store the spans before our send returns
-                while forwarder.pending:
-                    await asyncio.sleep(0.01)
+            await eventually(lambda: not forwarder.pending)  # the upstream may store the spans before our send returns
             assert forwarder.stats.sent_spans == len(spans) and not forwarder.stats.lost
         shown = sorted((s.trace_id, s.span_id, s.name) for t in front.store for s in t.spans.values())
         forwarded = sorted((s.trace_id, s.span_id, s.name) for t in upstream.store for s in t.spans.values())
@@ -57,15 +48,11 @@ async def test_a_down_upstream_is_retried_then_delivered() -> None:
             exporter.shutdown()
         await front.wait_for_spans(len(spans))
         (forwarder,) = front.receivers.forwarders
-        async with asyncio.timeout(10):
-            while forwarder.stats.retries < 1:
-                await asyncio.sleep(0.05)
+        await eventually(lambda: forwarder.stats.retries >= 1, poll=0.05)
         assert forwarder.pending == 1 and "ClientConnectorError" in forwarder.stats.last_error
         async with running_receivers(ReceiverConfig(grpc_port=None, http_port=port)) as upstream:
             await upstream.wait_for_spans(len(spans), timeout=15)
-            async with asyncio.timeout(10):
-                while forwarder.pending:
-                    await asyncio.sleep(0.01)
+            await eventually(lambda: not forwarder.pending)
         assert forwarder.pending == 0 and forwarder.stats.sent_spans == len(spans) and not forwarder.stats.lost
 
 
@@ -119,9 +106,7 @@ async def test_a_slow_upstream_never_holds_up_the_viewer() -> None:
             (forwarder,) = front.receivers.forwarders
             assert forwarder.pending >= 2  # still queued behind the slow first request
             release.set()
-            async with asyncio.timeout(10):
-                while forwarder.pending:
-                    await asyncio.sleep(0.05)
+            await eventually(lambda: not forwarder.pending, poll=0.05)
             assert forwarder.stats.sent_spans == 12 and not forwarder.stats.lost
     finally:
         await runner.cleanup()

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from conftest import rss_bytes
 from tui import gc_policy
 from tui.gc_policy import IDLE_SECONDS, MAX_INTERVAL_SECONDS, FullCollector, release_free_memory
 
@@ -16,11 +17,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def test_full_collection_waits_for_a_pause_or_two_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,7 +50,7 @@ def test_released_memory_leaves_the_process() -> None:
     blobs = [os.urandom(2000) for _ in range(50_000)]  # ~100 MB of payload-sized allocations
     kept = blobs[::50]  # a few survivors pin the heap, as old spans do after eviction
     del blobs
-    before = rss_mb()
+    before = rss_bytes()
     assert release_free_memory()
-    assert before - rss_mb() > 50
+    assert before - rss_bytes() > 50 * 2**20
     assert len(kept) == 1000

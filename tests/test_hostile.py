@@ -4,9 +4,9 @@ export still succeeds."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import gzip
 import io
+import logging
 import socket
 
 import aiohttp
@@ -18,7 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from rich.cells import cell_len
 
 from app_helpers import detail_texts, screen_text, wait_until
-from conftest import Running, running_receivers
+from conftest import Running, eventually, running_receivers
 from otlp_bodies import protobuf_request
 from test_app import SIZE, make_app
 from tui.console.printer import TreePrinter
@@ -231,9 +231,7 @@ async def test_slow_sender_idle_connections_and_wrong_content_length(running: Ru
             sock.close()
     # The slow sender left mid-body: counted, and no server-error traceback on stderr for it.
     stats = running.receivers.stats
-    async with asyncio.timeout(10):
-        while not stats.requests_rejected["http: connection closed mid-body"]:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: stats.requests_rejected["http: connection closed mid-body"])
     assert not [r for r in caplog.records if r.name.startswith("aiohttp") and r.levelno >= logging.ERROR]
 
 

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import free_port, rss_bytes
 from sdk_spans import nested_trace, record
 from tui.app.app import OllamaTuiApp
 from tui.gc_policy import IDLE_SECONDS, release_free_memory, tune_gc
@@ -40,11 +41,6 @@ def record_figure(name: str, figures: dict[str, object]) -> None:
     data[name] = {"date": time.strftime("%Y-%m-%d"), **figures}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(data, indent=2))
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def open_fds() -> int:
@@ -247,21 +243,15 @@ def _start_print(port_args: list[str]) -> subprocess.Popen[str]:
 
 
 def test_ctrl_c_during_a_flood_and_exporters_reconnecting_after_a_restart() -> None:
-    import socket
-
-    ports_taken = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports_taken.append(s.getsockname()[1])
-    grpc_port, http_port = ports_taken
+    grpc_port, http_port = free_port(), free_port()
     ports = ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
+    flood = {"grpc": (grpc_port, 4), "http": (http_port, 16)}  # (port, exporters) per transport
     proc = _start_print(ports)
     # Both transports: HTTP requests cut off mid-body by the shutdown once printed a traceback each.
     loads = [subprocess.Popen([sys.executable, str(LOAD), "--transport", transport, "--port", str(port),
                                "--concurrency", str(exporters), "--seconds", "30"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
-             for transport, port, exporters in (("grpc", grpc_port, 4), ("http", http_port, 16))]
+             for transport, (port, exporters) in flood.items()]
     time.sleep(5)
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
@@ -286,5 +276,6 @@ def test_ctrl_c_during_a_flood_and_exporters_reconnecting_after_a_restart() -> N
         assert "4 spans accepted" in err
     exporter.shutdown()
     assert results == ["SUCCESS", "SUCCESS"]
-    record_figure("restart", {"flood": "4 gRPC + 16 HTTP exporters", "ctrl_c_during_flood_exit_seconds": stop_seconds,
+    flood_text = f"{flood['grpc'][1]} gRPC + {flood['http'][1]} HTTP exporters"
+    record_figure("restart", {"flood": flood_text, "ctrl_c_during_flood_exit_seconds": stop_seconds,
                               "exit_status": 0, "exporter_reconnected_after_restart": True, "command": "make slow"})
