@@ -3,16 +3,20 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test slow bench screenshots clean
+.PHONY: run test slow lint bench screenshots clean
 
 run: $(VENV)/.installed  ## install (first time) and start ollama-tui; pass flags with ARGS="--print"
 	$(BIN)/ollama-tui $(ARGS)
 
-test: $(VENV)/.installed-test  ## the whole test suite (what CI runs)
+test: lint  ## linters, type check, then the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 slow: $(VENV)/.installed-test  ## long soak, fuzz and load runs, kept out of `make test`
 	$(BIN)/python -m pytest -q -m slow -o addopts="" $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test  ## ruff and mypy, as configured in pyproject.toml
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -20,12 +20,11 @@ import time
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import aiohttp  # noqa: E402
-import grpc  # noqa: E402
+import aiohttp
+import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
-
-from workload import BATCH, serialized_batches  # noqa: E402
+from workload import BATCH, serialized_batches
 
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -52,7 +51,7 @@ class FreshTraces:
         self.sends += 1
         body = self.bodies[n % len(self.bodies)]
         prefix = n.to_bytes(8, "big")
-        for k, offset in enumerate(self.offsets[n % len(self.bodies)]):
+        for offset in self.offsets[n % len(self.bodies)]:
             body[offset:offset + 8] = prefix
         return bytes(body)
 
@@ -79,7 +78,7 @@ async def run(transport: str, port: int, concurrency: int, seconds: float, rate:
         nonlocal sent, refused
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}",
                                              options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
-            call = channel.unary_unary(TRACES)
+            call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(TRACES)
             while time.monotonic() < deadline:
                 body = batches.next()
                 try:

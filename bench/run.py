@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,14 +30,14 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
-from workload import BATCH, serialized_batches  # noqa: E402
-
 from tui.app.app import OllamaTuiApp  # noqa: E402
+from tui.app.widgets.trace_list import TraceList  # noqa: E402
 from tui.gc_policy import tune_gc  # noqa: E402
 from tui.model.span import Span  # noqa: E402
 from tui.model.store import TraceStore  # noqa: E402
 from tui.receiver import OtlpReceivers, ReceiverConfig  # noqa: E402
 from tui.receiver.decode import ExportTraceServiceRequest, parse_protobuf, spans_from_request  # noqa: E402
+from workload import BATCH, serialized_batches  # noqa: E402
 
 SIZE = (160, 45)
 
@@ -112,7 +112,7 @@ def unstarted_app(store: TraceStore) -> OllamaTuiApp:
 
 
 def render_visible(app: OllamaTuiApp) -> None:
-    trace_list = app.trace_list
+    trace_list = app.traces.trace_list
     for y in range(trace_list.size.height):
         trace_list.render_line(y)
 
@@ -138,9 +138,9 @@ async def frame_costs(sizes: list[int]) -> Row:
             await pilot.pause()
             counter = iter(range(10**9))
 
-            def update() -> None:
+            def update(store: TraceStore = store, app: OllamaTuiApp = app, counter: Iterator[int] = counter) -> None:
                 store.add_spans(one_trace(next(counter)))
-                app._tick()
+                app.traces.tick()
 
             timed(update, app, 5)  # warm caches
             samples = timed(update, app, 200)
@@ -166,11 +166,11 @@ async def headless(spans: int) -> AsyncIterator[OllamaTuiApp]:
 async def navigation(n: int) -> Row:
     values: dict[str, float] = {}
     async with headless(n) as app:
-        trace_list = app.trace_list
+        trace_list = app.traces.trace_list
         trace_list.action_page_down()
         values["cursor_ms"] = pct(timed(trace_list.action_cursor_down, app, 100), 0.99)
         values["page_ms"] = pct(timed(trace_list.action_page_down, app, 50), 0.99)
-        values["expand_ms"] = pct(timed(trace_list.action_toggle, app, 50), 0.99)
+        values["expand_ms"] = pct(timed(trace_list.action_toggle_expanded, app, 50), 0.99)
         values["last_ms"] = pct(timed(trace_list.action_last, app, 5), 0.99)
         values["first_ms"] = pct(timed(trace_list.action_first, app, 5), 0.99)
     worst = max(values.values())
@@ -183,7 +183,7 @@ async def navigation(n: int) -> Row:
 async def filtering(n: int) -> Row:
     values: dict[str, float] = {}
     async with headless(n) as app:
-        trace_list = app.trace_list
+        trace_list = app.traces.trace_list
         for label, text in (("first_key", "r"), ("next_key", "ra"), ("word", "rayleigh"), ("miss", "zqzqzq")):
             start = time.perf_counter()
             trace_list.refilter(text=text)
@@ -276,9 +276,9 @@ async def export_to_screen(seconds: float) -> Row:
     store = TraceStore(100_000)
     app = OllamaTuiApp(receivers, store)
     rendered: dict[str, int] = {}
-    original = type(app.trace_list).render_line
+    original = TraceList.render_line
 
-    def spy(self, y: int):  # noqa: ANN001
+    def spy(self, y: int):
         strip = original(self, y)
         index = self.scroll_offset.y + y
         if 0 <= index < len(self.index):
@@ -287,7 +287,7 @@ async def export_to_screen(seconds: float) -> Row:
                 rendered[row.trace.trace_id] = time.time_ns()
         return strip
 
-    type(app.trace_list).render_line = spy  # type: ignore[method-assign]
+    TraceList.render_line = spy  # type: ignore[method-assign]
     sender = f"""
 import sys, time, os
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -316,7 +316,7 @@ while time.monotonic() < end:
             await proc.wait()
             await pilot.pause(0.5)
     finally:
-        type(app.trace_list).render_line = original  # type: ignore[method-assign]
+        TraceList.render_line = original  # type: ignore[method-assign]
         await receivers.stop()
     latencies = []
     for trace in sorted(store, key=lambda t: t.name):  # in the order sent

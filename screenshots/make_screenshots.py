@@ -14,8 +14,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from demo_store import CLOCK_NOW, demo_store  # noqa: E402
-from fake_ollama import FakeOllama  # noqa: E402
+from support.demo_store import CLOCK_NOW, demo_store  # noqa: E402
+from support.fake_ollama import FakeOllama  # noqa: E402
 from tui.app.app import OllamaTuiApp  # noqa: E402
 from tui.app.widgets.chat import ChatTurn  # noqa: E402
 from tui.receiver import OtlpReceivers, ReceiverConfig  # noqa: E402

@@ -4,42 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from app_helpers import FIXED_NOW, cursor_text, detail_texts, screen_text, trace_list_lines, wait_until
-from conftest import Running, export, loop_kept_late, make_exporter, running_receivers
-from genai_fixtures import ANSWER, QUESTION, SYSTEM, record, record_all
-from tui.app import app as app_module
+from support.app import (FIXED_NOW, SIZE, cursor_text, detail_texts, make_app, screen_text, trace_list_lines,
+                         wait_until)
+from support.demo_store import demo_store
+from support.event_loop import loop_kept_late
+from support.genai_spans import ANSWER, QUESTION, SYSTEM, record, record_all
+from support.receivers import Running, export, make_exporter, running_receivers, send
+from tui.app import traces_screen
 from tui.app.app import OllamaTuiApp
 from tui.app.screens.confirm import ConfirmScreen
 from tui.app.screens.help import HelpScreen
 from tui.app.screens.value import ValueScreen
 from tui.app.widgets.detail import DetailList
 from tui.model.span import Span
-
-SIZE = (160, 45)
-
-
-@pytest.fixture
-async def receivers() -> AsyncIterator[Running]:
-    async with running_receivers(pumping=False) as running:  # the app runs its own pump
-        yield running
-
-
-def make_app(running: Running) -> OllamaTuiApp:
-    return OllamaTuiApp(running.receivers, running.store, clock=lambda: FIXED_NOW)
-
-
-async def send(running: Running, spans, transport: str = "http") -> None:
-    exporter = make_exporter(running, transport)
-    try:
-        assert await export(exporter, spans) is SpanExportResult.SUCCESS
-    finally:
-        exporter.shutdown()
+from tui.receiver import OtlpReceivers, ReceiverConfig
 
 
 def single(name: str):
@@ -55,25 +38,25 @@ def single(name: str):
 async def send_all(running: Running, pilot) -> None:
     for spans in record_all():  # one export per trace, in order: newest last
         await send(running, spans)
-    await wait_until(pilot, lambda: pilot.app.trace_list.index.trace_count == 6)
+    await wait_until(pilot, lambda: pilot.app.traces.trace_list.index.trace_count == 6)
 
 
-async def test_empty_state_explains_how_to_send_spans_with_real_ports(receivers: Running) -> None:
-    app = make_app(receivers)
+async def test_empty_state_explains_how_to_send_spans_with_real_ports(app_receivers: Running) -> None:
+    app = make_app(app_receivers)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         text = screen_text(app)
-        http, grpc = receivers.receivers.http.port, receivers.receivers.grpc.port
+        http, grpc = app_receivers.receivers.http.port, app_receivers.receivers.grpc.port
         assert f"grpc 127.0.0.1:{grpc} · http 127.0.0.1:{http}" in text  # header
         assert f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{http}" in text
         assert f"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:{http}/v1/traces" in text
         assert "OTEL_EXPORTER_OTLP_TRACES_INSECURE=true" in text
 
 
-async def test_traces_arrive_newest_first_with_model_and_tokens(receivers: Running) -> None:
-    app = make_app(receivers)
+async def test_traces_arrive_newest_first_with_model_and_tokens(app_receivers: Running) -> None:
+    app = make_app(app_receivers)
     async with app.run_test(size=SIZE) as pilot:
-        await send_all(receivers, pilot)
+        await send_all(app_receivers, pilot)
         lines = trace_list_lines(app)
         assert len(lines) == 6
         assert "weather-api" in lines[0] and "GET /forecast" in lines[0] and "✖" in lines[0]
@@ -85,10 +68,10 @@ async def test_traces_arrive_newest_first_with_model_and_tokens(receivers: Runni
         assert "following" in screen_text(app).splitlines()[0]
 
 
-async def test_keyboard_navigation_expand_collapse_and_parent(receivers: Running) -> None:
-    app = make_app(receivers)
+async def test_keyboard_navigation_expand_collapse_and_parent(app_receivers: Running) -> None:
+    app = make_app(app_receivers)
     async with app.run_test(size=SIZE) as pilot:
-        await send_all(receivers, pilot)
+        await send_all(app_receivers, pilot)
         await pilot.press("G")  # last = oldest trace, POST /ask
         assert cursor_text(app) == "trace:POST /ask"
         await pilot.press("k", "k")
@@ -131,11 +114,11 @@ async def test_keyboard_navigation_expand_collapse_and_parent(receivers: Running
     ],
     ids=["openllmetry", "semconv", "events", "openinference", "malformed-json"],
 )
-async def test_llm_tab_for_each_convention(receivers: Running, trace_name: str, span_name: str, tokens: str,
+async def test_llm_tab_for_each_convention(app_receivers: Running, trace_name: str, span_name: str, tokens: str,
                                            expect: list[str]) -> None:
-    app = make_app(receivers)
+    app = make_app(app_receivers)
     async with app.run_test(size=SIZE) as pilot:
-        await send_all(receivers, pilot)
+        await send_all(app_receivers, pilot)
         for _ in range(6):
             if cursor_text(app) == f"trace:{trace_name}":
                 break
@@ -153,10 +136,10 @@ async def test_llm_tab_for_each_convention(receivers: Running, trace_name: str, 
             assert fragment in text, fragment
 
 
-async def test_filter_errors_only_follow_and_pause(receivers: Running) -> None:
-    app = make_app(receivers)
+async def test_filter_errors_only_follow_and_pause(app_receivers: Running) -> None:
+    app = make_app(app_receivers)
     async with app.run_test(size=SIZE) as pilot:
-        await send_all(receivers, pilot)
+        await send_all(app_receivers, pilot)
         await pilot.press("slash", *"mistral")
         assert [l.split()[1] for l in trace_list_lines(app)] == ["chatbot"]
         assert "1/6 traces" in screen_text(app).splitlines()[0]  # updated at once on a filter change
@@ -173,27 +156,27 @@ async def test_filter_errors_only_follow_and_pause(receivers: Running) -> None:
         # Not following: a new trace arrives above, the selection stays where it was.
         await pilot.press("down", "down")
         selected = cursor_text(app)
-        await send(receivers, single("late arrival"))
-        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 7)
+        await send(app_receivers, single("late arrival"))
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 7)
         assert cursor_text(app) == selected
         assert "late arrival" in trace_list_lines(app)[0]
         await pilot.press("f")  # follow: jump to the newest, and stay there as traces arrive
         assert cursor_text(app) == "trace:late arrival"
-        await send(receivers, single("newest"))
-        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 8)
+        await send(app_receivers, single("newest"))
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 8)
         assert cursor_text(app) == "trace:newest"
 
         await pilot.press("p")  # pause: receiving goes on, the list stays still
-        await send(receivers, single("while paused"))
-        await wait_until(pilot, lambda: receivers.store.span_count == 13)
+        await send(app_receivers, single("while paused"))
+        await wait_until(pilot, lambda: app_receivers.store.span_count == 13)
         await wait_until(pilot, lambda: "PAUSED · 1 span waiting" in screen_text(app).splitlines()[0])
-        assert app.trace_list.index.trace_count == 8
+        assert app.traces.trace_list.index.trace_count == 8
         await pilot.press("p")
-        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 9)
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 9)
         assert cursor_text(app) == "trace:while paused"
 
 
-async def test_late_parent_moves_orphan_under_it(receivers: Running) -> None:
+async def test_late_parent_moves_orphan_under_it(app_receivers: Running) -> None:
     def build(tracer: trace.Tracer) -> None:
         with tracer.start_as_current_span("parent"):
             with tracer.start_as_current_span("child"):
@@ -202,17 +185,17 @@ async def test_late_parent_moves_orphan_under_it(receivers: Running) -> None:
     spans = record(build, "svc")
     child = next(s for s in spans if s.name == "child")
     parent = next(s for s in spans if s.name == "parent")
-    app = make_app(receivers)
+    app = make_app(app_receivers)
     async with app.run_test(size=SIZE) as pilot:
-        await send(receivers, [child])
-        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 1)
+        await send(app_receivers, [child])
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 1)
         await pilot.press("enter")
         lines = trace_list_lines(app)
         assert "(no root yet)" in lines[0]
         assert "⚠ parent missing · child" in lines[1]
         await pilot.press("down")
-        await send(receivers, [parent])
-        await wait_until(pilot, lambda: receivers.store.span_count == 2)
+        await send(app_receivers, [parent])
+        await wait_until(pilot, lambda: app_receivers.store.span_count == 2)
         await wait_until(pilot, lambda: "parent" in trace_list_lines(app)[0])  # the next tick shows it
         lines = trace_list_lines(app)
         assert "parent" in lines[0] and "└─ parent" in lines[1] and "   └─ child" in lines[2]
@@ -220,17 +203,17 @@ async def test_late_parent_moves_orphan_under_it(receivers: Running) -> None:
         assert cursor_text(app) == "child"  # the selection followed the span to its new row
 
 
-async def test_untrusted_text_is_shown_escaped_never_interpreted(receivers: Running) -> None:
+async def test_untrusted_text_is_shown_escaped_never_interpreted(app_receivers: Running) -> None:
     evil = "[bold]x[/] \x1b[2J\x1b]0;title\x07\rend"
 
     def build(tracer: trace.Tracer) -> None:
         with tracer.start_as_current_span(evil, attributes={"gen_ai.prompt.0.content": evil, evil: "v"}) as s:
             s.add_event(evil, {"k": evil})
 
-    app = make_app(receivers)
+    app = make_app(app_receivers)
     async with app.run_test(size=SIZE) as pilot:
-        await send(receivers, record(build, f"svc{evil}"))
-        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 1)
+        await send(app_receivers, record(build, f"svc{evil}"))
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 1)
         await pilot.press("enter", "down")
         for tab in ("llm", "attributes", "events"):
             app.query_one("TabbedContent").active = f"tab-{tab}"
@@ -240,16 +223,16 @@ async def test_untrusted_text_is_shown_escaped_never_interpreted(receivers: Runn
             assert not any(c in text for c in "\x1b\x07\r"), tab
 
 
-async def test_open_copy_clear_and_help(receivers: Running) -> None:
-    app = make_app(receivers)
+async def test_open_copy_clear_and_help(app_receivers: Running) -> None:
+    app = make_app(app_receivers)
     async with app.run_test(size=SIZE) as pilot:
-        await send_all(receivers, pilot)
+        await send_all(app_receivers, pilot)
         await pilot.press("G", "enter", "down")  # POST /ask → ollama.chat span
         await pilot.press("down")
         assert cursor_text(app) == "ollama.chat"
         await pilot.press("tab")  # into the LLM tab's list
-        assert app.focused is app.detail.list("llm")
-        while app.detail.list("llm").current.body != ANSWER:
+        assert app.focused is app.traces.detail.list("llm")
+        while app.traces.detail.list("llm").current.body != ANSWER:
             await pilot.press("down")
         await pilot.press("y")
         assert app.clipboard == ANSWER
@@ -266,26 +249,28 @@ async def test_open_copy_clear_and_help(receivers: Running) -> None:
         await pilot.press("escape", "c")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
-        assert app.trace_list.index.trace_count == 6
+        assert app.traces.trace_list.index.trace_count == 6
         await pilot.press("c", "y")
         await pilot.pause()
-        assert app.trace_list.index.trace_count == 0 and len(receivers.store) == 0
+        assert app.traces.trace_list.index.trace_count == 0 and len(app_receivers.store) == 0
         assert "No spans yet" in screen_text(app)
 
 
-async def test_command_palette_lists_the_actions(receivers: Running) -> None:
-    app = make_app(receivers)
+async def test_command_palette_runs_the_screens_actions() -> None:
+    app = OllamaTuiApp(OtlpReceivers(ReceiverConfig()), demo_store(), clock=lambda: FIXED_NOW)  # never started
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        titles = {command.title for command in app.get_system_commands(app.screen)}
-        assert {"Filter traces", "Errors only", "Follow newest", "Pause display", "Clear traces", "Open value",
-                "Copy value", "Help"} <= titles
+        await pilot.press("ctrl+p", *"errors", "enter")
+        await wait_until(pilot, lambda: app.screen is app.traces)
+        assert app.traces.errors_only
+        assert "errors only" in screen_text(app).splitlines()[0]
+        (only,) = trace_list_lines(app)
+        assert "GET /forecast" in only  # the one failing trace
 
 
-async def test_filter_with_no_match_says_so_not_the_empty_state(receivers: Running) -> None:
-    app = make_app(receivers)
+async def test_filter_with_no_match_says_so_not_the_empty_state(app_receivers: Running) -> None:
+    app = make_app(app_receivers)
     async with app.run_test(size=SIZE) as pilot:
-        await send_all(receivers, pilot)
+        await send_all(app_receivers, pilot)
         await pilot.press("slash", *"nothing-like-this", "enter")
         text = screen_text(app)
         assert "No traces matching 'nothing-like-this' among 6 held." in text
@@ -300,13 +285,13 @@ async def test_eviction_keeps_the_list_correct_and_the_selection_sensible() -> N
         async with app.run_test(size=SIZE) as pilot:
             for name in ("one", "two", "three"):
                 await send(running, single(name))
-            await wait_until(pilot, lambda: app.trace_list.index.trace_count == 3)
+            await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 3)
             await pilot.press("G")  # the oldest trace: "one"
             assert cursor_text(app) == "trace:one"
             for name in ("four", "five", "six", "seven"):
                 await send(running, single(name))
             await wait_until(pilot, lambda: "seven" in {t.name for t in running.store})
-            index = app.trace_list.index
+            index = app.traces.trace_list.index
             await wait_until(pilot, lambda: {index.row(i).trace.name for i in range(len(index))}
                              == {t.name for t in running.store})  # once the next tick has shown it
             assert "one" not in {t.name for t in running.store}
@@ -335,11 +320,11 @@ async def test_a_selection_held_at_the_oldest_end_survives_a_flood_with_eviction
         app = make_app(running)
         async with app.run_test(size=SIZE) as pilot:
             running.store.add_spans(burst(1, 100))
-            await wait_until(pilot, lambda: app.trace_list.index.trace_count == 100)
+            await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 100)
             await pilot.press("G", "l")  # hold the oldest trace, expanded
             assert cursor_text(app) == "trace:t1"
             running.store.add_spans(burst(1000, 600))  # a flood: every trace on screen is evicted
-            trace_list = app.trace_list
+            trace_list = app.traces.trace_list
             assert running.store.get(format(1, "032x")) is None
             lines = [trace_list.render_line(y).text for y in range(trace_list.size.height)]  # the next draw
             assert any(re.search(r"\bt1\b", line) for line in lines)  # drawn as it was, for that frame
@@ -353,15 +338,15 @@ async def test_a_selection_held_at_the_oldest_end_survives_a_flood_with_eviction
             assert cursor_text(app) == "trace:t1500"  # the nearest survivor
 
 
-async def test_header_says_when_exporters_are_told_to_back_off(receivers: Running) -> None:
-    app = make_app(receivers)
-    stats = receivers.receivers.stats
+async def test_header_says_when_exporters_are_told_to_back_off(app_receivers: Running) -> None:
+    app = make_app(app_receivers)
+    stats = app_receivers.receivers.stats
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert "OVERLOADED" not in screen_text(app).splitlines()[0]
-        exporter = make_exporter(receivers, "http", timeout=30)
+        exporter = make_exporter(app_receivers, "http", timeout=30)
         try:
-            async with loop_kept_late(receivers.receivers.loop_lag):
+            async with loop_kept_late(app_receivers.receivers.loop_lag):
                 exporting = asyncio.create_task(export(exporter, single("late")))
                 await wait_until(pilot, lambda: stats.retries_asked > 0)
             assert await exporting is SpanExportResult.SUCCESS  # the exporter's retry got through
@@ -369,25 +354,26 @@ async def test_header_says_when_exporters_are_told_to_back_off(receivers: Runnin
             exporter.shutdown()
         await wait_until(pilot, lambda: "OVERLOADED" in screen_text(app).splitlines()[0])
         assert f"asked to retry {stats.retries_asked}" in screen_text(app).splitlines()[0]
-        await wait_until(pilot, lambda: "late" in {t.name for t in receivers.store})
+        await wait_until(pilot, lambda: "late" in {t.name for t in app_receivers.store})
 
 
-async def test_save_keys_write_what_load_reads(receivers: Running, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from otlp_bodies import span_fields
+async def test_save_keys_write_what_load_reads(app_receivers: Running, tmp_path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from support.otlp_bodies import span_fields
     from tui.receiver.decode import spans_from_request
     from tui.receiver.files import read_requests
 
     monkeypatch.chdir(tmp_path)
-    app = make_app(receivers)
+    app = make_app(app_receivers)
     async with app.run_test(size=SIZE) as pilot:
-        await send_all(receivers, pilot)
+        await send_all(app_receivers, pilot)
         await pilot.press("s")  # the selected (newest) trace
         await wait_until(pilot, lambda: len(list(tmp_path.glob("ollama-tui-trace-*.jsonl"))) == 1)
         await pilot.press("e", "S")  # every trace shown: only the failing one
         await wait_until(pilot, lambda: len(list(tmp_path.glob("ollama-tui-traces-*.jsonl"))) == 1)
         (one,) = tmp_path.glob("ollama-tui-trace-*.jsonl")
         (shown,) = tmp_path.glob("ollama-tui-traces-*.jsonl")
-        selected = app.trace_list.current.trace
+        selected = app.traces.trace_list.current.trace
         expected = sorted(span_fields(s) for s in selected.spans.values())
     for path in (one, shown):
         loaded = [s for r in read_requests(path.name, path.read_bytes()) for s in spans_from_request(r).spans]
@@ -395,16 +381,16 @@ async def test_save_keys_write_what_load_reads(receivers: Running, tmp_path, mon
 
 
 async def test_a_tick_while_the_screen_is_taken_down_does_not_touch_removed_widgets(
-        receivers: Running, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Seen once in CI: Pilot shuts the app down without `exit()`, so the app's timers keep firing while the
-    screen's widgets are removed; a tick then showed the detail of a changed trace in lists already gone."""
-    monkeypatch.setattr(app_module, "TICK_SECONDS", 0.001)
-    monkeypatch.setattr(app_module, "LIVE_DETAIL_SECONDS", 0)
+        app_receivers: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen once in CI when the ticks were the App's: Pilot shuts the app down without `exit()`, so its timers
+    kept firing while the screen's widgets were removed, and a tick showed the detail of a changed trace in
+    lists already gone. The screen's timers stop before its widgets go."""
+    monkeypatch.setattr(traces_screen, "TICK_SECONDS", 0.001)
 
     ids = iter(range(1, 1000))
 
     def add_a_span() -> None:
-        receivers.store.add_spans([Span(trace_id=format(1, "032x"), span_id=format(next(ids), "016x"),
+        app_receivers.store.add_spans([Span(trace_id=format(1, "032x"), span_id=format(next(ids), "016x"),
                                         parent_span_id="", name="busy", start_ns=1, end_ns=2)])
 
     async def slow_unmount(_list: DetailList) -> None:
@@ -413,8 +399,9 @@ async def test_a_tick_while_the_screen_is_taken_down_does_not_touch_removed_widg
         await asyncio.sleep(0.02)
 
     monkeypatch.setattr(DetailList, "on_unmount", slow_unmount, raising=False)
-    app = make_app(receivers)
+    app = make_app(app_receivers)
+    app.traces.policy.detail_seconds = 0
     async with app.run_test(size=SIZE) as pilot:
         add_a_span()
-        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 1)
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 1)
         assert cursor_text(app) == "trace:busy"  # selected, so each change to it asks for its detail again

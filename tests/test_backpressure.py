@@ -12,9 +12,10 @@ from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from conftest import eventually, export, loop_kept_late, make_exporter, running_receivers
-from otlp_bodies import protobuf_request
-from sdk_spans import nested_trace, record
+from support.event_loop import eventually, loop_kept_late
+from support.otlp_bodies import protobuf_request
+from support.receivers import export, make_exporter, running_receivers
+from support.sdk_spans import nested_trace, record
 from tui.receiver import ReceiverConfig, pump
 from tui.receiver.ingest import BACK_PRESSURE
 

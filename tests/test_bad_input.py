@@ -12,9 +12,9 @@ from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from conftest import Running, export, make_exporter, running_receivers
-from otlp_bodies import protobuf_request
-from sdk_spans import nested_trace, record
+from support.otlp_bodies import protobuf_request
+from support.receivers import Running, export, make_exporter, running_receivers
+from support.sdk_spans import nested_trace, record
 from tui.receiver import ReceiverConfig
 
 LIMIT = 1024 * 1024

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 from textual.widgets import Label, Select
 
-from app_helpers import cursor_text, detail_texts, screen_text, wait_until
-from conftest import Running, running_receivers
-from fake_ollama import FakeOllama
-from tui.app import app as app_module
+from support.app import cursor_text, detail_texts, screen_text, wait_until
+from support.fake_ollama import FakeOllama
+from support.receivers import Running
+from tui.app import traces_screen
 from tui.app.app import OllamaTuiApp
 from tui.app.widgets import chat as chat_module
 from tui.app.widgets.chat import ChatInput, ChatTurn
@@ -25,12 +25,6 @@ async def fake() -> AsyncIterator[FakeOllama]:
     server = await FakeOllama().start()
     yield server
     await server.stop()
-
-
-@pytest.fixture
-async def receivers() -> AsyncIterator[Running]:
-    async with running_receivers(pumping=False) as running:
-        yield running
 
 
 def make_app(running: Running, host: str, model: str | None = None) -> OllamaTuiApp:
@@ -55,9 +49,9 @@ def status(turn: ChatTurn) -> str:
 
 
 async def test_streamed_answer_then_its_trace_with_prompt_completion_tokens_and_timings(
-    receivers: Running, fake: FakeOllama
+    app_receivers: Running, fake: FakeOllama
 ) -> None:
-    app = make_app(receivers, fake.url)
+    app = make_app(app_receivers, fake.url)
     async with app.run_test(size=SIZE) as pilot:
         assert app.query_one("#chat").display  # room enough: open by default
         await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
@@ -69,8 +63,8 @@ async def test_streamed_answer_then_its_trace_with_prompt_completion_tokens_and_
         assert "26 → 5 tokens · 10.0 tok/s" in status(turn) and "stop" in status(turn)
 
         await pilot.press("ctrl+t")  # jump to the turn's trace
-        assert app.focused is app.trace_list
-        row = app.trace_list.current
+        assert app.focused is app.traces.trace_list
+        row = app.traces.trace_list.current
         assert row.trace.trace_id == turn.trace_id and row.trace.service_name == CHAT_SERVICE
         await pilot.press("enter", "l")
         assert cursor_text(app) == "chat llama3.2:latest"
@@ -86,9 +80,9 @@ async def test_streamed_answer_then_its_trace_with_prompt_completion_tokens_and_
         assert request.headers["traceparent"].split("-")[1] == turn.trace_id
 
 
-async def test_escape_stops_a_slow_answer_and_gives_the_prompt_back(receivers: Running, fake: FakeOllama) -> None:
+async def test_escape_stops_a_slow_answer_and_gives_the_prompt_back(app_receivers: Running, fake: FakeOllama) -> None:
     fake.fault = "hang"
-    app = make_app(receivers, fake.url)
+    app = make_app(app_receivers, fake.url)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
         turn = await ask(pilot, "tell me a long story")
@@ -96,8 +90,8 @@ async def test_escape_stops_a_slow_answer_and_gives_the_prompt_back(receivers: R
         await pilot.press("escape")
         await wait_until(pilot, lambda: "stopped" in status(turn))
         assert app.query_one(ChatInput).text == "tell me a long story"
-        await wait_until(pilot, lambda: receivers.store.span_count == 2)
-        trace = receivers.store.get(turn.trace_id)
+        await wait_until(pilot, lambda: app_receivers.store.span_count == 2)
+        trace = app_receivers.store.get(turn.trace_id)
         span = next(s for s in trace.spans.values() if s.name.startswith("chat "))
         assert span.attributes["error.type"] == "cancelled"
         # The next turn works (the fake stops hanging).
@@ -107,10 +101,10 @@ async def test_escape_stops_a_slow_answer_and_gives_the_prompt_back(receivers: R
 
 
 async def test_a_model_slow_to_answer_is_explained_then_the_answer_replaces_it(
-        receivers: Running, fake: FakeOllama, monkeypatch: pytest.MonkeyPatch) -> None:
+        app_receivers: Running, fake: FakeOllama, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chat_module, "SLOW_SECONDS", 0.1)
     fake.first_chunk_delay = 1.0  # as when Ollama loads the model first
-    app = make_app(receivers, fake.url)
+    app = make_app(app_receivers, fake.url)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
         turn = await ask(pilot, QUESTION)
@@ -127,28 +121,28 @@ async def test_a_model_slow_to_answer_is_explained_then_the_answer_replaces_it(
     ("drop", None, "dropped mid-answer"),
 ])
 async def test_failures_show_in_the_turn_and_the_span_ends_in_error(
-    receivers: Running, fake: FakeOllama, fault: str, model: str | None, expected: str
+    app_receivers: Running, fake: FakeOllama, fault: str, model: str | None, expected: str
 ) -> None:
     fake.fault = fault
-    app = make_app(receivers, fake.url, model=model)
+    app = make_app(app_receivers, fake.url, model=model)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value is not Select.BLANK)
         turn = await ask(pilot, "hi")
         await wait_until(pilot, lambda: expected in status(turn))
         if model == "mistral":
             assert "ollama pull mistral" in status(turn) and "llama3.2:latest, qwen3:8b" in status(turn)
-        await wait_until(pilot, lambda: receivers.store.get(turn.trace_id) is not None)
-        app._tick()
-        trace = receivers.store.get(turn.trace_id)
+        await wait_until(pilot, lambda: app_receivers.store.get(turn.trace_id) is not None)
+        app.traces.tick()
+        trace = app_receivers.store.get(turn.trace_id)
         assert trace.has_error
 
 
-async def test_unreachable_ollama_is_explained_and_reconnects(receivers: Running, fake: FakeOllama,
+async def test_unreachable_ollama_is_explained_and_reconnects(app_receivers: Running, fake: FakeOllama,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chat_module, "RETRY_SECONDS", 0.1)
     port = fake.port
     await fake.stop()
-    app = make_app(receivers, f"http://127.0.0.1:{port}")
+    app = make_app(app_receivers, f"http://127.0.0.1:{port}")
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: "Cannot reach Ollama at" in connection(app))
         assert "ollama serve" in connection(app) and "--ollama-host" in connection(app)
@@ -164,12 +158,12 @@ async def test_unreachable_ollama_is_explained_and_reconnects(receivers: Running
             await back.stop()
 
 
-async def test_chat_pane_is_hidden_on_narrow_terminals_and_toggles(receivers: Running, fake: FakeOllama) -> None:
-    app = make_app(receivers, fake.url)
+async def test_chat_pane_is_hidden_on_narrow_terminals_and_toggles(app_receivers: Running, fake: FakeOllama) -> None:
+    app = make_app(app_receivers, fake.url)
     async with app.run_test(size=(120, 40)) as pilot:
         assert not app.query_one("#chat").display
         await pilot.press("f2")
         assert app.query_one("#chat").display and app.focused is app.query_one(ChatInput)
         await pilot.press("f2")
-        assert not app.query_one("#chat").display and app.focused is app.trace_list
-        assert app_module.CHAT_AUTO_WIDTH > 120
+        assert not app.query_one("#chat").display and app.focused is app.traces.trace_list
+        assert traces_screen.CHAT_AUTO_WIDTH > 120

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from conftest import running_receivers
-from fake_ollama import FakeOllama
+from support.fake_ollama import FakeOllama
+from support.receivers import running_receivers
 from tui.chat.host import normalize_host, resolve_ollama_host
 from tui.chat.session import ChatSession, Delta, OllamaUnavailable, TurnFailed, TurnFinished, TurnStarted
 from tui.chat.tracing import CHAT_SERVICE, chat_tracer_provider

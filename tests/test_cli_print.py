@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from otlp_bodies import CHILD_ID, ROOT_ID, TRACE_ID, protobuf_request
+from support.otlp_bodies import CHILD_ID, ROOT_ID, TRACE_ID, protobuf_request
 
 COMMAND = [sys.executable, "-m", "tui"]
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-from conftest import export, make_exporter, running_receivers
-from otlp_bodies import protobuf_request, span_fields
-from sdk_spans import nested_trace, record
+from support.otlp_bodies import protobuf_request, span_fields
+from support.receivers import export, make_exporter, running_receivers
+from support.sdk_spans import nested_trace, record
 from tui.model.otlp_json import request_json
 from tui.receiver import ReceiverConfig
 from tui.receiver.decode import spans_from_request

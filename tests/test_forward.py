@@ -7,9 +7,11 @@ import asyncio
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from conftest import eventually, export, free_port, make_exporter, running_receivers
-from otlp_bodies import protobuf_request
-from sdk_spans import nested_trace, record
+from support.event_loop import eventually
+from support.host import free_port
+from support.otlp_bodies import protobuf_request
+from support.receivers import export, make_exporter, running_receivers
+from support.sdk_spans import nested_trace, record
 from tui.receiver import ReceiverConfig, ReceiverConfigError, Security
 from tui.receiver.forward import Forwarder
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import rss_bytes
+from support.host import rss_bytes
 from tui import gc_policy
 from tui.gc_policy import IDLE_SECONDS, MAX_INTERVAL_SECONDS, FullCollector, release_free_memory
 

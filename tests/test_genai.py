@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from genai_fixtures import ANSWER, CONVENTIONS, QUESTION, SYSTEM, record
+from support.genai_spans import ANSWER, CONVENTIONS, QUESTION, SYSTEM, record
 from tui.model.genai import GenAIView, is_llm_span
 from tui.model.span import Event, Span
 from tui.receiver.decode import spans_from_request
-
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 
 def model_spans(convention: str) -> dict[str, Span]:

@@ -17,22 +17,17 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from rich.cells import cell_len
 
-from app_helpers import detail_texts, screen_text, wait_until
-from conftest import Running, eventually, running_receivers
-from otlp_bodies import protobuf_request
-from test_app import SIZE, make_app
+from support.app import SIZE, detail_texts, make_app, screen_text, wait_until
+from support.event_loop import eventually
+from support.otlp_bodies import protobuf_request
+from support.receivers import Running
+from tui.app.textual_compat import screen_lines
 from tui.console.printer import TreePrinter
 from tui.model.store import TraceStore
 from tui.receiver.decode import ExportTraceServiceRequest
 
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
-
-
-@pytest.fixture
-async def running() -> Running:
-    async with running_receivers() as r:
-        yield r
 
 
 async def post(running: Running, body: bytes, headers: dict[str, str] | None = None) -> int:
@@ -135,7 +130,7 @@ async def test_timestamps_zero_reversed_and_far_future_are_stored_and_shown(runn
     app = make_app(running)
     async with app.run_test(size=SIZE) as pilot:
         assert await post(running, request.SerializeToString()) == 200
-        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 3)
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 3)
         for _ in range(3):
             await pilot.press("enter", "l", "h", "h", "j")
         text = screen_text(app)
@@ -153,12 +148,12 @@ async def test_100_000_attributes_and_a_10_mb_value(running: Running) -> None:
         assert await post(running, request_with(many).SerializeToString()) == 200
         assert await post(running, gzip.compress(request_with(big).SerializeToString()),
                           {**PROTOBUF, "Content-Encoding": "gzip"}) == 200
-        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 2)
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 2)
         await pilot.press("G", "enter", "l")  # the 100 000-attribute span
         attributes = "\n".join(detail_texts(app, "attributes"))
         assert "Attributes (100000)" in attributes and "98,000 more attributes not listed" in attributes
         await pilot.press("g", "enter", "l", "tab")  # the 10 MB value
-        item = next(i for i in app.detail.list("attributes").items if i.title == "huge")
+        item = next(i for i in app.traces.detail.list("attributes").items if i.title == "huge")
         assert len(item.body) == 10_000_000
         rendered = "\n".join(detail_texts(app, "attributes"))
         assert "9,996,000 more characters (o opens it all)" in rendered
@@ -177,9 +172,9 @@ async def test_a_parent_chain_10_000_deep_renders_and_prints(running: Running) -
     app = make_app(running)
     async with app.run_test(size=SIZE) as pilot:
         assert await post(running, request.SerializeToString()) == 200
-        await wait_until(pilot, lambda: running.store.span_count == 10_000 and app.trace_list.index.trace_count == 1)
+        await wait_until(pilot, lambda: running.store.span_count == 10_000 and app.traces.trace_list.index.trace_count == 1)
         await pilot.press("enter", "G")
-        assert app.trace_list.current.span_row.depth == 9_999
+        assert app.traces.trace_list.current.span_row.depth == 9_999
         await pilot.press("t", "t", "t")  # the timeline of the whole chain
         await pilot.pause()
     store = TraceStore()  # --print's own store (the app above drained the shared one's changes)
@@ -250,13 +245,13 @@ async def test_terminal_safety_in_every_displayed_field(running: Running) -> Non
     app = make_app(running)
     async with app.run_test(size=SIZE) as pilot:
         assert await post(running, request.SerializeToString()) == 200
-        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 1)
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 1)
         await pilot.press("enter", "l")
         for tab in ("llm", "attributes", "events", "timeline"):
             app.query_one("TabbedContent").active = f"tab-{tab}"
             await pilot.pause()
-            strips = app.screen._compositor.render_strips()
-            text = "\n".join(strip.text for strip in strips)
+            lines = screen_lines(app.screen)
+            text = "\n".join(lines)
             assert not any(c in text for c in "\x1b\x07\r\x00\x9b"), tab
             assert "[bold]x[/]" in text and "\\e[2J" in text, tab
-            assert all(cell_len(strip.text) == SIZE[0] for strip in strips), tab  # wide text never breaks lines
+            assert all(cell_len(line) == SIZE[0] for line in lines), tab  # wide text never breaks lines

@@ -1,19 +1,32 @@
-"""The model, receiver and chat layers must not import Textual (they run headless and in --print)."""
+"""The headless layers never import Textual or the UI: they run in --print, in benchmarks and in tests
+without a terminal, and the UI depends on them, never the other way round."""
 
+import json
 import subprocess
 import sys
 
-import pytest
+HEADLESS = ["tui.model", "tui.model.live", "tui.model.conventions", "tui.receiver", "tui.receiver.files",
+            "tui.chat.session", "tui.chat.tracing", "tui.console.run", "tui.console.printer", "tui.cli"]
+#: The UI's text builders: Rich only, so they are unit-tested without an app.
+PRESENT = ["tui.app.present.detail", "tui.app.present.header", "tui.app.present.empty_state"]
 
 
-@pytest.mark.parametrize("module", ["tui.model", "tui.receiver", "tui.chat.session", "tui.chat.tracing", "tui.console.run", "tui.cli"])
-def test_layer_does_not_import_textual(module: str) -> None:
-    code = f"import sys, {module}; bad = [m for m in sys.modules if m == 'textual' or m.startswith('textual.')]; print(bad)"
+def imported(modules: list[str], packages: list[str]) -> list[str]:
+    """Which of ``packages`` (or their submodules) a fresh interpreter holds after importing ``modules``."""
+    code = (f"import json, sys\nfor m in {modules!r}: __import__(m)\n"
+            f"print(json.dumps(sorted(m for m in sys.modules if any(m == p or m.startswith(p + '.') "
+            f"for p in {packages!r}))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]", f"{module} pulled in {out}"
+    return json.loads(out)
+
+
+def test_headless_layers_import_neither_textual_nor_the_ui() -> None:
+    assert imported(HEADLESS, ["textual", "tui.app"]) == []
+
+
+def test_text_builders_import_no_textual() -> None:
+    assert imported(PRESENT, ["textual"]) == []
 
 
 def test_model_imports_no_network_stack() -> None:
-    code = "import sys, tui.model; print([m for m in ('grpc', 'aiohttp', 'google.protobuf') if m in sys.modules])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert imported(["tui.model"], ["grpc", "aiohttp", "google.protobuf"]) == []

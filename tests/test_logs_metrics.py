@@ -14,7 +14,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from conftest import Running
+from support.receivers import Running
 
 
 def _log_exporter(running: Running, transport: str):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from opentelemetry._logs import LogRecord
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -14,18 +12,9 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from app_helpers import detail_texts, screen_text, wait_until
-from conftest import Running, running_receivers
-from sdk_spans import record
-from test_app import make_app, send
-
-SIZE = (160, 45)
-
-
-@pytest.fixture
-async def receivers() -> AsyncIterator[Running]:
-    async with running_receivers(pumping=False) as running:
-        yield running
+from support.app import SIZE, detail_texts, make_app, screen_text, wait_until
+from support.receivers import Running, send
+from support.sdk_spans import record
 
 
 def chat_span(tracer) -> None:  # noqa: ANN001
@@ -59,19 +48,20 @@ def export_metrics(endpoint: str) -> None:
     provider.shutdown()
 
 
-async def test_logs_on_their_span_feed_the_events_and_llm_tabs(receivers: Running) -> None:
+async def test_logs_on_their_span_feed_the_events_and_llm_tabs(app_receivers: Running) -> None:
     spans = record(chat_span, "svc")
     (span,) = spans
-    app = make_app(receivers)
+    app = make_app(app_receivers)
     async with app.run_test(size=SIZE) as pilot:
-        await send(receivers, spans)
-        await asyncio.to_thread(emit_logs, f"127.0.0.1:{receivers.receivers.grpc.port}", span.context.trace_id,
+        await send(app_receivers, spans)
+        await asyncio.to_thread(emit_logs, f"127.0.0.1:{app_receivers.receivers.grpc.port}", span.context.trace_id,
                                 span.context.span_id)
-        await asyncio.to_thread(export_metrics, f"http://127.0.0.1:{receivers.receivers.http.port}/v1/metrics")
-        await wait_until(pilot, lambda: app.trace_list.index.trace_count == 1)
+        await asyncio.to_thread(export_metrics, f"http://127.0.0.1:{app_receivers.receivers.http.port}/v1/metrics")
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 1)
         await pilot.press("enter", "l")
         llm = "\n".join(detail_texts(app, "llm"))
         assert "Why is the sky blue?" in llm and "Rayleigh scattering." in llm and "finish stop" in llm
+        await pilot.press("t", "t")  # LLM → Attributes → Events, which is built when it is opened
         events = "\n".join(detail_texts(app, "events"))
         assert "Logs (2)" in events and "gen_ai.user.message" in events and "gen_ai.choice" in events
 

@@ -7,10 +7,9 @@ import json
 import aiohttp
 import pytest
 
-from conftest import Running
-from otlp_bodies import TRACE_ID, json_body, json_request, protobuf_request, span_fields
-from tui.receiver.decode import BadRequest, parse_json, spans_from_request
-from tui.receiver.decode import ExportTraceServiceRequest
+from support.otlp_bodies import TRACE_ID, json_body, json_request, protobuf_request, span_fields
+from support.receivers import Running
+from tui.receiver.decode import BadRequest, ExportTraceServiceRequest, parse_json, spans_from_request
 
 
 def test_json_and_protobuf_twins_decode_identically() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from conftest import Running, export, make_exporter
-from sdk_spans import EVERY_TYPE, nested_trace, record
+from support.receivers import Running, export, make_exporter
+from support.sdk_spans import EVERY_TYPE, nested_trace, record
 from tui.model.span import SpanKind, StatusCode
 
 TRANSPORTS = [("grpc", False), ("grpc", True), ("http", False), ("http", True)]

@@ -18,8 +18,8 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from conftest import export, running_receivers
-from sdk_spans import nested_trace, record
+from support.receivers import export, running_receivers
+from support.sdk_spans import nested_trace, record
 from tui.receiver import ReceiverConfig, ReceiverConfigError, Security
 
 TOKEN = "s3cret-token"

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import free_port, rss_bytes
-from sdk_spans import nested_trace, record
+from support.host import free_port, rss_bytes
+from support.sdk_spans import nested_trace, record
 from tui.app.app import OllamaTuiApp
 from tui.gc_policy import IDLE_SECONDS, release_free_memory, tune_gc
 from tui.model.store import TraceStore

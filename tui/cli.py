@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--grpc-port", type=_port, default=4317, metavar="PORT",
                      help="OTLP/gRPC port (default: %(default)s; 0 picks a free port)")
     net.add_argument("--http-port", type=_port, default=4318, metavar="PORT",
-                     help="OTLP/HTTP port for /v1/traces, /v1/logs, /v1/metrics (default: %(default)s; 0 picks a free port)")
+                     help="OTLP/HTTP port for /v1/traces, /v1/logs, /v1/metrics "
+                          "(default: %(default)s; 0 picks a free port)")
     net.add_argument("--no-grpc", action="store_true", help="do not start the OTLP/gRPC receiver")
     net.add_argument("--no-http", action="store_true", help="do not start the OTLP/HTTP receiver")
     net.add_argument("--max-request-mib", type=_positive, default=32, metavar="MIB",

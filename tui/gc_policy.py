@@ -29,7 +29,7 @@ MAX_INTERVAL_SECONDS = 120.0
 
 def _find_malloc_trim() -> Callable[[int], int] | None:
     try:
-        return ctypes.CDLL(None).malloc_trim  # type: ignore[no-any-return]  # glibc; musl and macOS have none
+        return ctypes.CDLL(None).malloc_trim  # glibc; musl and macOS have none
     except (OSError, AttributeError):
         return None
 
@@ -60,7 +60,7 @@ def tune_gc() -> None:
 class FullCollector:
     """Runs ``gc.collect()`` once spans stop arriving for a moment, or after a long busy stretch."""
 
-    def __init__(self, clock=time.monotonic) -> None:  # noqa: ANN001 - a zero-argument float clock
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._last_full = clock()
         self._last_count = -1

@@ -24,9 +24,22 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from tui.chat.events import Delta, TurnEvent, TurnFailed, TurnFinished, TurnStarted, TurnStats
 from tui.chat.tracing import TracedAsyncClient
+from tui.model.conventions import (
+    FINISH_REASONS,
+    INPUT_MESSAGES,
+    INPUT_TOKENS,
+    OLLAMA_EVAL_RATE,
+    OLLAMA_TIMINGS,
+    OPERATION_NAME,
+    OUTPUT_MESSAGES,
+    OUTPUT_TOKENS,
+    PROVIDER_NAME,
+    REQUEST_MODEL,
+    RESPONSE_MODEL,
+    TIME_TO_FIRST_CHUNK,
+)
 
 _PROPAGATOR = TraceContextTextMapPropagator()
-_OLLAMA_TIMINGS = ("load_duration", "prompt_eval_duration", "eval_duration", "total_duration")
 
 
 class ChatSession:
@@ -67,12 +80,12 @@ class ChatSession:
         """Send ``prompt`` (after the history) and stream the answer, all inside one traced span."""
         messages = [*self.history, {"role": "user", "content": prompt}]
         span = self.tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes={
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": "ollama",
-            "gen_ai.request.model": model,
+            OPERATION_NAME: "chat",
+            PROVIDER_NAME: "ollama",
+            REQUEST_MODEL: model,
             "server.address": self._server[0],
             "server.port": self._server[1],
-            "gen_ai.input.messages": json.dumps(
+            INPUT_MESSAGES: json.dumps(
                 [{"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]} for m in messages]
             ),
         })
@@ -99,7 +112,7 @@ class ChatSession:
         except (asyncio.CancelledError, GeneratorExit):
             # Escape in the pane: the task is cancelled mid-stream (httpx closes the connection).
             span.set_attribute("error.type", "cancelled")
-            span.set_attribute("gen_ai.response.finish_reasons", ["cancelled"])
+            span.set_attribute(FINISH_REASONS, ["cancelled"])
             span.set_status(Status(StatusCode.ERROR, "cancelled by the user"))
             span.end()
             raise
@@ -123,7 +136,7 @@ class ChatSession:
     def _finish_span(self, span: trace.Span, trace_id: str, model: str, last: Any, answer: str,
                      first_token: float | None) -> TurnStats:
         final = last.model_dump() if last is not None else {}
-        timings = {name: int(final[name]) for name in _OLLAMA_TIMINGS if final.get(name) is not None}
+        timings = {name: int(final[name]) for name in OLLAMA_TIMINGS if final.get(name) is not None}
         input_tokens = final.get("prompt_eval_count")
         output_tokens = final.get("eval_count")
         done_reason = final.get("done_reason") or ""
@@ -131,23 +144,23 @@ class ChatSession:
         if output_tokens and timings.get("eval_duration"):
             rate = output_tokens / (timings["eval_duration"] / 1e9)
         attributes: dict[str, Any] = {
-            "gen_ai.response.model": final.get("model") or model,
-            "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": answer}],
+            RESPONSE_MODEL: final.get("model") or model,
+            OUTPUT_MESSAGES: json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": answer}],
                                                    "finish_reason": done_reason}]),
         }
         if done_reason:
-            attributes["gen_ai.response.finish_reasons"] = [done_reason]
+            attributes[FINISH_REASONS] = [done_reason]
         if input_tokens is not None:
-            attributes["gen_ai.usage.input_tokens"] = input_tokens
+            attributes[INPUT_TOKENS] = input_tokens
         if output_tokens is not None:
-            attributes["gen_ai.usage.output_tokens"] = output_tokens
+            attributes[OUTPUT_TOKENS] = output_tokens
         if first_token is not None:
-            attributes["gen_ai.response.time_to_first_chunk"] = first_token
+            attributes[TIME_TO_FIRST_CHUNK] = first_token
         if rate is not None:
-            attributes["ollama.eval_rate"] = rate
-        attributes.update({f"ollama.{name}": value for name, value in timings.items()})
+            attributes[OLLAMA_EVAL_RATE] = rate
+        attributes.update({OLLAMA_TIMINGS[name]: value for name, value in timings.items()})
         span.set_attributes(attributes)
-        return TurnStats(trace_id, str(attributes["gen_ai.response.model"]), done_reason, input_tokens,
+        return TurnStats(trace_id, str(attributes[RESPONSE_MODEL]), done_reason, input_tokens,
                          output_tokens, first_token, rate, timings)
 
     async def _not_installed(self, model: str) -> str:

@@ -69,5 +69,5 @@ class TracedAsyncClient(ollama.AsyncClient):
         super().__init__(host=host, **kwargs)
         self._instrumented = _dispatch_awrap(tracer, None, None, None, None, None)
 
-    async def _request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def _request(self, *args: Any, **kwargs: Any) -> Any:
         return await self._instrumented(super()._request, self, args, kwargs)

@@ -12,21 +12,31 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from tui.model.conventions import (
+    COMPLETION_TOKENS,
+    INPUT_TOKENS,
+    LLM_MODEL_NAME,
+    OPERATION_NAME,
+    OUTPUT_TOKENS,
+    PROMPT_TOKENS,
+    REQUEST_MODEL,
+    RESPONSE_MODEL,
+)
+from tui.model.otlp_json import span_to_json
 from tui.model.span import Span, SpanKind
 from tui.model.store import Trace, TraceStore
-from tui.model.otlp_json import span_to_json
 from tui.model.text import format_duration, format_value, safe_text, tree_guides
 
 #: Attributes worth a place on a span's line when present, most telling first.
 KEY_ATTRIBUTES = (
-    "gen_ai.operation.name",
-    "gen_ai.request.model",
-    "gen_ai.response.model",
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.output_tokens",
-    "gen_ai.usage.prompt_tokens",
-    "gen_ai.usage.completion_tokens",
-    "llm.model_name",
+    OPERATION_NAME,
+    REQUEST_MODEL,
+    RESPONSE_MODEL,
+    INPUT_TOKENS,
+    OUTPUT_TOKENS,
+    PROMPT_TOKENS,
+    COMPLETION_TOKENS,
+    LLM_MODEL_NAME,
     "http.request.method",
     "http.method",
     "http.route",
@@ -99,7 +109,7 @@ class TreePrinter:
         printed = self._printed.setdefault(trace.trace_id, set())
         rows = trace.rows()
         guides = tree_guides([row.depth for row in rows])
-        fresh = [(guide, row) for guide, row in zip(guides, rows) if row.span.span_id not in printed]
+        fresh = [(guide, row) for guide, row in zip(guides, rows, strict=True) if row.span.span_id not in printed]
         if not fresh:
             return
         s = self.style

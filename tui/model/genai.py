@@ -21,27 +21,43 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tui.model.conventions import (
+    CHOICE_EVENT,
+    DETAILS_EVENT,
+    FINISH_REASONS,
+    FIRST_TOKEN_EVENTS,
+    GENAI_PREFIX,
+    INPUT_MESSAGES,
+    INPUT_TOKENS_KEYS,
+    INPUT_VALUE,
+    LLM_MARKERS,
+    LLM_PREFIXES,
+    MESSAGE_EVENTS,
+    OLLAMA_TIMINGS,
+    OPENINFERENCE_INPUT,
+    OPENINFERENCE_OUTPUT,
+    OPENINFERENCE_SPAN_KIND,
+    OPENLLMETRY_COMPLETION,
+    OPENLLMETRY_PROMPT,
+    OPERATION_KEYS,
+    OUTPUT_MESSAGES,
+    OUTPUT_TOKENS_KEYS,
+    OUTPUT_VALUE,
+    PROVIDER_KEYS,
+    REQUEST_MODEL_KEYS,
+    RESPONSE_MODEL_KEYS,
+    SUMMARY_MODEL_KEYS,
+    SYSTEM_INSTRUCTIONS,
+    TOTAL_TOKENS_KEYS,
+    TTFT_KEYS,
+)
 from tui.model.span import Attributes, AttrValue, Event, Span
 
-_FLAT = re.compile(r"^(gen_ai\.prompt|gen_ai\.completion)\.(\d+)\.(.+)$")
-_OPENINFERENCE = re.compile(r"^llm\.(input_messages|output_messages)\.(\d+)\.message\.(.+)$")
+_FLAT = re.compile(rf"^({re.escape(OPENLLMETRY_PROMPT)}|{re.escape(OPENLLMETRY_COMPLETION)})\.(\d+)\.(.+)$")
+_OPENINFERENCE = re.compile(
+    rf"^({re.escape(OPENINFERENCE_INPUT)}|{re.escape(OPENINFERENCE_OUTPUT)})\.(\d+)\.message\.(.+)$")
 _FLAT_TOOL = re.compile(r"^tool_calls\.(\d+)\.(.+)$")
 _OI_TOOL = re.compile(r"^tool_calls\.(\d+)\.tool_call\.(?:function\.)?(.+)$")
-
-#: Event names of the (deprecated but common) per-message GenAI events, and the role each implies.
-_MESSAGE_EVENTS = {
-    "gen_ai.system.message": "system",
-    "gen_ai.user.message": "user",
-    "gen_ai.assistant.message": "assistant",
-    "gen_ai.tool.message": "tool",
-}
-_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
-
-_TTFT_KEYS = (
-    "gen_ai.response.time_to_first_chunk",
-    "gen_ai.server.time_to_first_token",
-    "llm.response.time_to_first_token",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,21 +140,18 @@ class GenAIView:
     def from_span(cls, span: Span, log_events: tuple[Event, ...] = ()) -> GenAIView | None:
         """The LLM view of ``span`` (and of the log records that name it, as events), or None when
         neither carries LLM data."""
-        if not is_llm_span(span) and not any(e.name.startswith("gen_ai.") for e in log_events):
+        if not is_llm_span(span) and not any(e.name.startswith(GENAI_PREFIX) for e in log_events):
             return None
         a = span.attributes
         view = cls(duration_s=span.duration_ns / 1e9)
-        view.operation = _first_str(a, "gen_ai.operation.name", "llm.request.type") or _openinference_kind(a)
-        view.provider = _first_str(a, "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
-        view.request_model = _first_str(a, "gen_ai.request.model", "llm.model_name", "llm.request.model")
-        view.response_model = _first_str(a, "gen_ai.response.model", "llm.response.model")
-        view.input_tokens = _first_int(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                                       "llm.usage.prompt_tokens", "llm.token_count.prompt")
-        view.output_tokens = _first_int(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                                        "llm.usage.completion_tokens", "llm.token_count.completion")
-        view.total_tokens_reported = _first_int(a, "llm.usage.total_tokens", "gen_ai.usage.total_tokens",
-                                                "llm.token_count.total")
-        view.finish_reasons = _strings(a.get("gen_ai.response.finish_reasons"))
+        view.operation = _first_str(a, *OPERATION_KEYS) or _openinference_kind(a)
+        view.provider = _first_str(a, *PROVIDER_KEYS)
+        view.request_model = _first_str(a, *REQUEST_MODEL_KEYS)
+        view.response_model = _first_str(a, *RESPONSE_MODEL_KEYS)
+        view.input_tokens = _first_int(a, *INPUT_TOKENS_KEYS)
+        view.output_tokens = _first_int(a, *OUTPUT_TOKENS_KEYS)
+        view.total_tokens_reported = _first_int(a, *TOTAL_TOKENS_KEYS)
+        view.finish_reasons = _strings(a.get(FINISH_REASONS))
         view.time_to_first_token_s = _time_to_first_token(span)
         view.ollama_timings = _ollama_timings(a)
 
@@ -160,24 +173,21 @@ class GenAIView:
         return view
 
 
-_LLM_MARKERS = (b"gen_ai.", b"llm.")
-
-
 def is_llm_span(span: Span) -> bool:
     """Cheap test used for every row: any GenAI / OpenInference attribute or GenAI event."""
-    if not span.may_contain(*_LLM_MARKERS):
+    if not span.may_contain(*LLM_MARKERS):
         return False  # decided from the raw bytes: no attribute or event names a GenAI key
     for key in span.attributes:
-        if key.startswith(("gen_ai.", "llm.")) or key == "openinference.span.kind" and span.attributes[key] == "LLM":
+        if key.startswith(LLM_PREFIXES) or (key == OPENINFERENCE_SPAN_KIND and span.attributes[key] == "LLM"):
             return True
-    return any(e.name.startswith("gen_ai.") for e in span.events)
+    return any(e.name.startswith(GENAI_PREFIX) for e in span.events)
 
 
 # --- convention 1: gen_ai.system_instructions / input.messages / output.messages -------------------
 
 def _semconv(source: Callable[[str], AttrValue]) -> tuple[list[str], list[Message], list[Message]]:
-    system = [part for part in _parts_text(_structured(source("gen_ai.system_instructions")))]
-    return system, _semconv_messages(source("gen_ai.input.messages")), _semconv_messages(source("gen_ai.output.messages"))
+    system = [part for part in _parts_text(_structured(source(SYSTEM_INSTRUCTIONS)))]
+    return system, _semconv_messages(source(INPUT_MESSAGES)), _semconv_messages(source(OUTPUT_MESSAGES))
 
 
 def _from_semconv_attributes(span: Span, _events: tuple[Event, ...]) -> tuple[list[str], list[Message], list[Message]]:
@@ -271,12 +281,12 @@ def _from_events(_span: Span, events: tuple[Event, ...]) -> tuple[list[str], lis
     outputs: list[Message] = []
     for event in sorted(events, key=lambda e: e.time_ns):
         a = event.attributes
-        if event.name == _DETAILS_EVENT:
+        if event.name == DETAILS_EVENT:
             s, i, o = _semconv(a.get)
             system, inputs, outputs = system or s, inputs or i, outputs or o
-        elif event.name in _MESSAGE_EVENTS:
-            inputs.append(_event_message(_MESSAGE_EVENTS[event.name], a))
-        elif event.name == "gen_ai.choice":
+        elif event.name in MESSAGE_EVENTS:
+            inputs.append(_event_message(MESSAGE_EVENTS[event.name], a))
+        elif event.name == CHOICE_EVENT:
             message = _structured(a.get("message"))
             fields = message if isinstance(message, dict) else {"content": a.get("content", "")}
             outputs.append(_event_message(str(fields.get("role") or "assistant"), fields,
@@ -290,7 +300,8 @@ def _event_message(default_role: str, a: Mapping[str, Any], finish_reason: str =
     if isinstance(calls, list):
         for call in calls:
             if isinstance(call, dict):
-                fn = call.get("function") if isinstance(call.get("function"), dict) else call
+                function = call.get("function")
+                fn = function if isinstance(function, dict) else call
                 tool_calls.append(ToolCall(str(fn.get("name", "")), _json_text(fn.get("arguments")),
                                            str(call.get("id", "") or "")))
     return Message(str(a.get("role") or default_role), _json_text(_plain(a.get("content"))), tuple(tool_calls),
@@ -314,7 +325,8 @@ def _flat_message(fields: Mapping[str, AttrValue], default_role: str, tool_patte
         match = tool_pattern.match(key)
         if match:
             calls.setdefault(int(match.group(1)), {})[match.group(2)] = _json_text(_plain(value))
-    tool_calls = tuple(ToolCall(c.get("name", ""), c.get("arguments", ""), c.get("id", "")) for _, c in sorted(calls.items()))
+    tool_calls = tuple(ToolCall(c.get("name", ""), c.get("arguments", ""), c.get("id", ""))
+                       for _, c in sorted(calls.items()))
     return Message(
         str(fields.get("role") or default_role),
         _json_text(_plain(fields.get("content"))),
@@ -334,45 +346,41 @@ def _flattened(span: Span, pattern: re.Pattern[str], tools: re.Pattern[str], inp
 
 
 def _from_openllmetry(span: Span, _events: tuple[Event, ...]) -> tuple[list[str], list[Message], list[Message]]:
-    return _flattened(span, _FLAT, _FLAT_TOOL, "gen_ai.prompt", "gen_ai.completion")
+    return _flattened(span, _FLAT, _FLAT_TOOL, OPENLLMETRY_PROMPT, OPENLLMETRY_COMPLETION)
 
 
 def _from_openinference(span: Span, _events: tuple[Event, ...]) -> tuple[list[str], list[Message], list[Message]]:
-    return _flattened(span, _OPENINFERENCE, _OI_TOOL, "input_messages", "output_messages")
+    return _flattened(span, _OPENINFERENCE, _OI_TOOL, OPENINFERENCE_INPUT, OPENINFERENCE_OUTPUT)
 
 
 def _from_generic_values(span: Span, _events: tuple[Event, ...]) -> tuple[list[str], list[Message], list[Message]]:
     a = span.attributes
-    inputs = [Message("input", _json_text(_plain(a["input.value"])))] if "input.value" in a else []
-    outputs = [Message("output", _json_text(_plain(a["output.value"])))] if "output.value" in a else []
+    inputs = [Message("input", _json_text(_plain(a[INPUT_VALUE])))] if INPUT_VALUE in a else []
+    outputs = [Message("output", _json_text(_plain(a[OUTPUT_VALUE])))] if OUTPUT_VALUE in a else []
     return [], inputs, outputs
 
 
 _Extract = Callable[[Span, tuple[Event, ...]], tuple[list[str], list[Message], list[Message]]]
 _MESSAGE_SOURCES: tuple[tuple[str, _Extract], ...] = (
-    ("gen_ai.input.messages", _from_semconv_attributes),
+    (INPUT_MESSAGES, _from_semconv_attributes),
     ("GenAI events", _from_events),
-    ("gen_ai.prompt.N.*", _from_openllmetry),
-    ("llm.input_messages.N.*", _from_openinference),
-    ("input.value", _from_generic_values),
+    (f"{OPENLLMETRY_PROMPT}.N.*", _from_openllmetry),
+    (f"{OPENINFERENCE_INPUT}.N.*", _from_openinference),
+    (INPUT_VALUE, _from_generic_values),
 )
 
 # Attributes the view consumes; everything else under gen_ai.* / llm.* is listed as "other".
-_CONSUMED_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.",
-                      "ollama.")
+_CONSUMED_PREFIXES = tuple(f"{prefix}." for prefix in (OPENLLMETRY_PROMPT, OPENLLMETRY_COMPLETION,
+                                                       OPENINFERENCE_INPUT, OPENINFERENCE_OUTPUT))
 _CONSUMED = frozenset({
-    "gen_ai.operation.name", "llm.request.type", "gen_ai.provider.name", "gen_ai.system", "llm.provider",
-    "llm.system", "gen_ai.request.model", "llm.model_name", "llm.request.model", "gen_ai.response.model",
-    "llm.response.model", "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens",
-    "llm.token_count.prompt", "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-    "llm.usage.completion_tokens", "llm.token_count.completion", "llm.usage.total_tokens",
-    "gen_ai.usage.total_tokens", "llm.token_count.total", "gen_ai.response.finish_reasons",
-    "gen_ai.system_instructions", "gen_ai.input.messages", "gen_ai.output.messages", *_TTFT_KEYS,
+    *OPERATION_KEYS, *PROVIDER_KEYS, *REQUEST_MODEL_KEYS, *RESPONSE_MODEL_KEYS, *INPUT_TOKENS_KEYS,
+    *OUTPUT_TOKENS_KEYS, *TOTAL_TOKENS_KEYS, FINISH_REASONS, SYSTEM_INSTRUCTIONS, INPUT_MESSAGES, OUTPUT_MESSAGES,
+    *TTFT_KEYS,
 })
 
 
 def _is_other(key: str) -> bool:
-    return key.startswith(("gen_ai.", "llm.")) and key not in _CONSUMED and not key.startswith(_CONSUMED_PREFIXES)
+    return key.startswith(LLM_PREFIXES) and key not in _CONSUMED and not key.startswith(_CONSUMED_PREFIXES)
 
 
 def _first_str(a: Attributes, *keys: str) -> str:
@@ -405,38 +413,30 @@ def _strings(value: AttrValue) -> list[str]:
 
 
 def _openinference_kind(a: Attributes) -> str:
-    kind = a.get("openinference.span.kind")
+    kind = a.get(OPENINFERENCE_SPAN_KIND)
     return str(kind).lower() if kind else ""
 
 
 def _time_to_first_token(span: Span) -> float | None:
     """Seconds from the span's start to the first token: an attribute if given, else a first-token event."""
-    for key in _TTFT_KEYS:
+    for key in TTFT_KEYS:
         value = span.attributes.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     for event in span.events:
-        if event.name in ("gen_ai.content.first_token", "first_token", "llm.first_token", "First Token Stream Event"):
+        if event.name in FIRST_TOKEN_EVENTS:
             return max(0, event.time_ns - span.start_ns) / 1e9
     return None
-
-
-_OLLAMA_TIMINGS = ("load_duration", "prompt_eval_duration", "eval_duration", "total_duration")
 
 
 def _ollama_timings(a: Attributes) -> dict[str, float]:
     """Ollama's final-chunk durations (nanoseconds on the wire) in seconds."""
     timings = {}
-    for name in _OLLAMA_TIMINGS:
-        value = a.get(f"ollama.{name}")
+    for name, key in OLLAMA_TIMINGS.items():
+        value = a.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             timings[name] = value / 1e9
     return timings
-
-
-#: Byte strings one of which any span with a model name or token counts carries in its payload.
-USAGE_MARKERS = (b"gen_ai.usage.", b"gen_ai.request.model", b"gen_ai.response.model", b"llm.model_name",
-                 b"llm.usage.", b"llm.token_count.", b"llm.request.model", b"llm.response.model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,13 +450,8 @@ class UsageSummary:
     @classmethod
     def from_span(cls, span: Span) -> UsageSummary:
         a = span.attributes
-        model = _first_str(a, "gen_ai.response.model", "llm.response.model", "gen_ai.request.model",
-                           "llm.model_name", "llm.request.model")
-        return cls(model,
-                   _first_int(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                              "llm.usage.prompt_tokens", "llm.token_count.prompt"),
-                   _first_int(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                              "llm.usage.completion_tokens", "llm.token_count.completion"))
+        return cls(_first_str(a, *SUMMARY_MODEL_KEYS), _first_int(a, *INPUT_TOKENS_KEYS),
+                   _first_int(a, *OUTPUT_TOKENS_KEYS))
 
 
 def summarize(usages: Iterable[UsageSummary]) -> tuple[str, int | None, int | None]:
@@ -473,4 +468,4 @@ def summarize(usages: Iterable[UsageSummary]) -> tuple[str, int | None, int | No
     return model, tokens_in, tokens_out
 
 
-__all__ = ["USAGE_MARKERS", "Event", "GenAIView", "Message", "ToolCall", "UsageSummary", "is_llm_span", "summarize"]
+__all__ = ["Event", "GenAIView", "Message", "ToolCall", "UsageSummary", "is_llm_span", "summarize"]

@@ -7,9 +7,8 @@ OTLP specification and the Collector's file exporter.
 from __future__ import annotations
 
 import base64
-from typing import Any
-
 from collections.abc import Iterable
+from typing import Any
 
 from tui.model.span import Attributes, AttrValue, Resource, Scope, Span
 
@@ -49,7 +48,7 @@ def request_json(spans: Iterable[Span]) -> dict[str, Any]:
     of the Collector file exporter's format, which ``--load`` reads back."""
     groups: dict[int, tuple[Resource, dict[int, tuple[Scope, list[dict[str, Any]]]]]] = {}
     for span in spans:
-        resource, scopes = groups.setdefault(id(span.resource), (span.resource, {}))
+        _resource, scopes = groups.setdefault(id(span.resource), (span.resource, {}))
         scopes.setdefault(id(span.scope), (span.scope, []))[1].append(_span_fields(span))
     return {"resourceSpans": [
         {

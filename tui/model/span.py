@@ -7,13 +7,14 @@ held at once and a per-instance ``__dict__`` would roughly double their overhead
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from collections.abc import Callable, Iterable
-from typing import Mapping, Union
+from typing import Union
 
 #: An OTLP ``AnyValue``: scalars, bytes, arrays (tuples) and key-value lists (dicts), nested.
-AttrValue = Union[str, bool, int, float, bytes, None, tuple["AttrValue", ...], dict[str, "AttrValue"]]
+# Union, not "|": a recursive alias names itself as a string, and `str | "AttrValue"` fails at run time.
+AttrValue = Union[str, bool, int, float, bytes, None, tuple["AttrValue", ...], dict[str, "AttrValue"]]  # noqa: UP007
 Attributes = Mapping[str, AttrValue]
 
 

@@ -68,7 +68,7 @@ class Trace:
     def _replace_in_summary(self, old: Span, new: Span) -> None:
         """A re-sent span: adjust the summary, rescanning the trace only when a bound may have moved."""
         self.error_count += new.is_error - old.is_error
-        if old.start_ns <= self.start_ns and new.start_ns > old.start_ns or (
+        if (old.start_ns <= self.start_ns and new.start_ns > old.start_ns) or (
             old.end_ns >= self.end_ns and new.end_ns < old.end_ns
         ):
             spans = self.spans.values()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from tui.model.span import Attributes, AttrValue, Event, Resource
+from tui.model.span import Attributes, AttrValue, Event, Resource, Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,18 +66,22 @@ class LogStore:
                 self.unattached.append(record)
         while len(self._order) > self.max_records:
             trace_id, span_id = self._order.popleft()
-            spans = self._by_trace.get(trace_id)
-            bucket = spans.get(span_id) if spans else None
+            spans = self._by_trace.get(trace_id, {})
+            bucket = spans.get(span_id)
             if bucket:
                 bucket.pop(0)
                 self.evicted += 1
                 if not bucket:
-                    del spans[span_id]  # type: ignore[union-attr]
+                    del spans[span_id]
                     if not spans:
                         del self._by_trace[trace_id]
 
     def for_span(self, trace_id: str, span_id: str) -> list[LogRecord]:
         return sorted(self._by_trace.get(trace_id, {}).get(span_id, ()), key=lambda r: r.time_ns)
+
+    def events_for(self, span: Span) -> tuple[Event, ...]:
+        """The records naming ``span``, as span events (how the detail tabs show them)."""
+        return tuple(record.as_event() for record in self.for_span(span.trace_id, span.span_id))
 
     def forget_trace(self, trace_id: str) -> None:
         """Drop the records of an evicted or cleared trace (their order entries expire on their own)."""

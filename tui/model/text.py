@@ -103,3 +103,37 @@ def tree_guides(depths: list[int]) -> list[str]:
         prefixes.append(trunk + ("└─ " if is_last[i] else "├─ "))
         open_levels.append(not is_last[i])
     return prefixes
+
+
+def format_tokens(count: int | None) -> str:
+    """A token count in at most five cells: ``812``, ``9999``, ``12k``, ``1.2M``; ``–`` when unknown."""
+    if count is None:
+        return "–"
+    if count < 10_000:
+        return str(count)
+    if count < 1_000_000:
+        return f"{count / 1000:.0f}k"
+    return f"{count / 1_000_000:.1f}M"
+
+
+def format_age(seconds: float) -> str:
+    """How long ago, in the largest whole unit: ``42s``, ``5m``, ``3h``, ``2d``."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+def bar_extent(start: int, end: int, range_start: int, range_end: int, width: int) -> tuple[int, int]:
+    """Where [start, end] falls in a bar of ``width`` cells spanning [range_start, range_end], as
+    (first cell, cell count). Always at least one cell, so an instant span is still visible."""
+    total = range_end - range_start
+    if total <= 0:
+        return 0, width
+    left = min(max(int((start - range_start) / total * width), 0), width - 1)
+    right = min(max(int((end - range_start) / total * width + 0.999), left + 1), width)
+    return left, right - left

@@ -13,7 +13,8 @@ from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tui.model.genai import USAGE_MARKERS, GenAIView, UsageSummary, is_llm_span, summarize
+from tui.model.conventions import USAGE_MARKERS
+from tui.model.genai import GenAIView, UsageSummary, summarize
 from tui.model.span import Event, Span
 from tui.model.store import StoreChanges, Trace, TraceStore, TreeRow
 from tui.model.text import tree_guides
@@ -295,7 +296,7 @@ class TraceListIndex:
         traces = list(self.store)
         self._ids = [t.trace_id for t in traces]
         self._seqs = [t.seq for t in traces]
-        self._seq_of = dict(zip(self._ids, self._seqs))
+        self._seq_of = dict(zip(self._ids, self._seqs, strict=True))
         self._expand_wanted(list(self._want_expanded))
 
     def _expand_wanted(self, trace_ids: list[str]) -> None:

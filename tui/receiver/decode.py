@@ -18,7 +18,6 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
 from tui.model.span import AttrValue, Event, Link, Resource, Scope, Span, span_kind, status_code

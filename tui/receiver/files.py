@@ -11,7 +11,8 @@ Reads what developers already have:
 
 Everything becomes an ``ExportTraceServiceRequest`` and goes through the receivers' own ingest,
 so loaded spans are decoded, counted and shown exactly like received ones. Writing is OTLP/JSON
-lines, which this module reads back: a round trip gives identical spans.
+lines, which this module reads back: a round trip gives identical spans. :func:`write_line` is
+the one writer of that format, so ``--save`` and the save keys cannot drift apart.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import json
 import queue
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,15 +31,19 @@ from typing import Any, TextIO
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
+from opentelemetry.proto.trace.v1.trace_pb2 import Status as PbStatus
 
+from tui.model.otlp_json import request_json
+from tui.model.store import Trace
 from tui.receiver.decode import BadRequest, ExportTraceServiceRequest, parse_json, to_otlp_json
 from tui.receiver.ingest import Ingest, Outcome
 
 #: Spans per request when converting console-exporter output.
 CONSOLE_BATCH = 512
-_KINDS = {"SpanKind.INTERNAL": 1, "SpanKind.SERVER": 2, "SpanKind.CLIENT": 3, "SpanKind.PRODUCER": 4,
-          "SpanKind.CONSUMER": 5}
-_STATUS = {"UNSET": 0, "OK": 1, "ERROR": 2}
+_KINDS = {"SpanKind.INTERNAL": PbSpan.SPAN_KIND_INTERNAL, "SpanKind.SERVER": PbSpan.SPAN_KIND_SERVER,
+          "SpanKind.CLIENT": PbSpan.SPAN_KIND_CLIENT, "SpanKind.PRODUCER": PbSpan.SPAN_KIND_PRODUCER,
+          "SpanKind.CONSUMER": PbSpan.SPAN_KIND_CONSUMER}
+_STATUS = {"UNSET": PbStatus.STATUS_CODE_UNSET, "OK": PbStatus.STATUS_CODE_OK, "ERROR": PbStatus.STATUS_CODE_ERROR}
 
 
 class UnreadableFile(ValueError):
@@ -150,14 +155,14 @@ def _console_span(item: dict[str, Any]) -> PbSpan:
         trace_id=_console_id(context["trace_id"], 16),
         span_id=_console_id(context["span_id"], 8),
         name=str(item["name"]),
-        kind=_KINDS.get(str(item.get("kind")), 0),
+        kind=_KINDS.get(str(item.get("kind")), PbSpan.SPAN_KIND_UNSPECIFIED),
         start_time_unix_nano=_iso_ns(item["start_time"]),
         end_time_unix_nano=_iso_ns(item["end_time"]),
     )
     if item.get("parent_id"):
         span.parent_span_id = _console_id(item["parent_id"], 8)
     status = item.get("status") or {}
-    span.status.code = _STATUS.get(str(status.get("status_code", "UNSET")), 0)
+    span.status.code = _STATUS.get(str(status.get("status_code", "UNSET")), PbStatus.STATUS_CODE_UNSET)
     if status.get("description"):
         span.status.message = str(status["description"])
     span.attributes.extend(_key_values(item.get("attributes") or {}))
@@ -228,7 +233,27 @@ async def load_into(ingest: Ingest, sources: list[tuple[str, bytes]]) -> int:
     return total
 
 
-# --- --save ------------------------------------------------------------------------------------------
+# --- --save and the save keys ------------------------------------------------------------------------
+
+def write_line(out: TextIO, document: Mapping[str, Any]) -> None:
+    """One OTLP/JSON ``ExportTraceServiceRequest`` as one compact line: the Collector file exporter's
+    layout, which :func:`read_requests` reads back."""
+    out.write(json.dumps(document, separators=(",", ":")) + "\n")
+
+
+def save_traces(path: Path, traces: Iterable[Trace]) -> tuple[int, int]:
+    """Write ``traces`` to ``path`` (replacing it), one request per trace; returns (traces, spans) written.
+
+    Raises :class:`OSError` when the file cannot be written.
+    """
+    trace_count = span_count = 0
+    with path.open("w", encoding="utf-8") as out:
+        for trace in traces:
+            write_line(out, request_json(trace.spans.values()))
+            trace_count += 1
+            span_count += trace.span_count
+    return trace_count, span_count
+
 
 class RequestRecorder:
     """``--save FILE``: every accepted trace request appended as one OTLP/JSON line, as it arrives.
@@ -255,8 +280,7 @@ class RequestRecorder:
 
     def _write(self) -> None:
         while (body := self._queue.get()) is not None:
-            document = to_otlp_json(ExportTraceServiceRequest.FromString(body))
-            self._file.write(json.dumps(document, separators=(",", ":")) + "\n")
+            write_line(self._file, to_otlp_json(ExportTraceServiceRequest.FromString(body)))
             self._file.flush()
             self.requests_written += 1
 

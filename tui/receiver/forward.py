@@ -154,7 +154,8 @@ class Forwarder:
         channel = (grpc.aio.secure_channel(self.target, grpc.ssl_channel_credentials())
                    if self.scheme == "grpcs" else grpc.aio.insecure_channel(self.target))
         stack.push_async_callback(channel.close)
-        call = channel.unary_unary(TRACES_METHOD)
+        # No serializers: the request is already serialised and the response is not read.
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(TRACES_METHOD)
 
         async def send_grpc(body: bytes) -> None:
             try:
@@ -181,7 +182,7 @@ def _retry_after(headers: object) -> float | None:
 
 def _retry_info(error: grpc.aio.AioRpcError) -> float | None:
     for key, value in error.trailing_metadata() or ():
-        if key == "google.rpc.retryinfo-bin":
+        if key == "google.rpc.retryinfo-bin" and isinstance(value, bytes):  # "-bin" values arrive as bytes
             delay = RetryInfo.FromString(value).retry_delay
             return min(MAX_BACKOFF, delay.seconds + delay.nanos / 1e9)
     return None

@@ -140,9 +140,9 @@ class OtlpHttpReceiver:
             reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
             raise PortUnavailable("HTTP", self.host, self.port, reason) from None
         self._runner = runner
-        server = site._server  # aiohttp exposes the bound port only through the asyncio server
-        if self.port == 0 and server is not None and server.sockets:  # type: ignore[union-attr]
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        addresses = runner.addresses  # the bound sockets' names: (host, port) or (host, port, flow, scope)
+        if self.port == 0 and addresses:
+            self.port = addresses[0][1]
         return self.port
 
     async def stop(self) -> None:
@@ -210,6 +210,7 @@ class OtlpHttpReceiver:
             return _busy_response(result.message, content_type)
         answer = signal.response_type()
         if signal.rejected_field and result.rejected:
+            # Typed as Message: only OTLP responses with a rejected_field reach here, and all have partial_success.
             partial = answer.partial_success  # type: ignore[attr-defined]
             setattr(partial, signal.rejected_field, result.rejected)
             partial.error_message = result.message

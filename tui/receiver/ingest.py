@@ -52,12 +52,12 @@ class SpanQueue(asyncio.Queue[list[Span]]):
         self.put_nowait(batch)
         return True
 
-    def _put(self, item: list[Span]) -> None:  # type: ignore[override]
+    def _put(self, item: list[Span]) -> None:
         self.pending_spans += len(item)
-        super()._put(item)  # type: ignore[misc]
+        super()._put(item)
 
-    def _get(self) -> list[Span]:  # type: ignore[override]
-        item: list[Span] = super()._get()  # type: ignore[misc]
+    def _get(self) -> list[Span]:
+        item = super()._get()
         self.pending_spans -= len(item)
         return item
 

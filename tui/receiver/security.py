@@ -38,7 +38,9 @@ class Security:
         try:
             context.load_cert_chain(self.tls_cert, self.tls_key)
         except (ssl.SSLError, OSError) as exc:
-            raise ReceiverConfigError(f"cannot use --tls-cert {self.tls_cert} / --tls-key {self.tls_key}: {exc}") from None
+            raise ReceiverConfigError(
+                f"cannot use --tls-cert {self.tls_cert} / --tls-key {self.tls_key}: {exc}"
+            ) from None
         return context
 
     def key_pair(self) -> tuple[bytes, bytes] | None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from rich.table import Table
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
@@ -20,7 +20,7 @@ def key_label(keys: str) -> str:
     return " ".join(KEY_NAMES.get(k, k) for k in keys.split(","))
 
 
-def bindings_table(sections: Iterable[tuple[str, Iterable[Binding]]]) -> Table:
+def bindings_table(sections: Iterable[tuple[str, Iterable[BindingType]]]) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column()
@@ -28,8 +28,15 @@ def bindings_table(sections: Iterable[tuple[str, Iterable[Binding]]]) -> Table:
         table.add_row("", "")
         table.add_row(f"[b]{title}[/b]", "")
         for binding in bindings:
-            table.add_row(key_label(binding.key), binding.description)
+            if isinstance(binding, Binding):
+                table.add_row(key_label(binding.key), binding.description)
     return table
+
+
+INTRO = (
+    "ollama-tui shows OpenTelemetry traces as they arrive. Select a trace or span on the left;"
+    " its LLM prompt, completion and tokens, attributes, events and timeline are on the right.\n"
+)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -40,7 +47,7 @@ class HelpScreen(ModalScreen[None]):
                                   padding: 0 2; }
     """
 
-    def __init__(self, sections: list[tuple[str, list[Binding]]], intro: str) -> None:
+    def __init__(self, sections: list[tuple[str, Sequence[BindingType]]], intro: str = INTRO) -> None:
         super().__init__()
         self.sections = sections
         self.intro = intro

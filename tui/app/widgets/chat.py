@@ -117,6 +117,9 @@ class ChatPane(Vertical):
     ChatPane ChatInput { height: 5; }
     """
 
+    class Leave(Message):
+        """The user is done with the pane for now (Esc with no answer in flight)."""
+
     class ShowTrace(Message):
         """The user asked to see a chat turn's trace in the list."""
 
@@ -264,7 +267,7 @@ class ChatPane(Vertical):
         """Esc: stop the answer in flight (its prompt goes back into the input); otherwise leave the pane."""
         turn = self._current
         if turn is None:
-            self.post_message(self.ShowTrace(""))  # "" = just go back to the trace list
+            self.post_message(self.Leave())
             return
         self.workers.cancel_group(self, "chat")
         self._current = None
@@ -282,11 +285,11 @@ class ChatPane(Vertical):
         self.notify("New conversation", timeout=2)
 
     def action_show_trace(self) -> None:
-        turns = [t for t in self.query(ChatTurn) if t.trace_id]
-        if not turns:
+        trace_ids = [turn.trace_id for turn in self.query(ChatTurn) if turn.trace_id]
+        if not trace_ids:
             self.notify("No chat turn has a trace yet", timeout=2)
             return
-        self.post_message(self.ShowTrace(turns[-1].trace_id or ""))
+        self.post_message(self.ShowTrace(trace_ids[-1]))
 
     def focus_input(self) -> None:
         self.screen.set_focus(self.query_one(ChatInput))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import OptionList, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from tui.app.detail_content import Item, attribute_items, event_items, llm_items, timeline_lines
+from tui.app.present import detail as present
+from tui.app.present.detail import Item
 from tui.model.trace_list import ListRow, LogEvents, no_logs
 
 TABS = ("llm", "attributes", "events", "timeline")
@@ -25,22 +28,37 @@ class DetailList(OptionList):
         Binding("G", "last", "Last", show=False, id="detail.last"),
     ]
 
+    COMPONENT_CLASSES = {f"detail-list--{tone}" for tone in present.TONES}
     DEFAULT_CSS = """
     DetailList { height: 1fr; border: none; padding: 0 1; }
     DetailList > .option-list--option { padding: 0; }
+    DetailList > .detail-list--title { text-style: bold; }
+    DetailList > .detail-list--heading { text-style: bold reverse; }
+    DetailList > .detail-list--note { text-style: italic; }
+    DetailList > .detail-list--error { color: $text-error; text-style: bold; }
+    DetailList > .detail-list--system { color: $text-secondary; text-style: bold; }
+    DetailList > .detail-list--user { color: $text-primary; text-style: bold; }
+    DetailList > .detail-list--assistant { color: $text-success; text-style: bold; }
+    DetailList > .detail-list--tool { color: $text-warning; text-style: bold; }
+    DetailList > .detail-list--bar { color: $text-accent; }
+    DetailList > .detail-list--muted { color: $text-muted; }
     """
 
     def __init__(self, *, id: str) -> None:
         super().__init__(id=id)
         self.items: list[Item] = []
 
+    def palette(self, tone: str) -> Style:
+        """A tone's style from the current theme."""
+        return self.get_component_rich_style(f"detail-list--{tone}", partial=True)
+
     def show_items(self, items: list[Item], prompts: list[Text] | None = None, highlight: int | None = None) -> None:
         """Replace the content; keeps the highlighted position when the same row is refreshed."""
         keep = self.highlighted if highlight is None else highlight
         self.items = items
         self.clear_options()
-        rendered = prompts if prompts is not None else [item.render() for item in items]
-        self.add_options(Option(prompt, disabled=item.heading) for prompt, item in zip(rendered, items))
+        rendered = prompts if prompts is not None else [item.render(self.palette) for item in items]
+        self.add_options(Option(prompt, disabled=item.heading) for prompt, item in zip(rendered, items, strict=True))
         selectable = [i for i, item in enumerate(items) if not item.heading]
         if keep is not None and keep in selectable:
             self.highlighted = keep
@@ -54,7 +72,10 @@ class DetailList(OptionList):
 
 
 class DetailPane(Vertical):
-    """Shows the selected trace or span; the LLM tab comes first whenever there is LLM data."""
+    """Shows the selected trace or span; the LLM tab comes first whenever there is LLM data.
+
+    Only the tab on screen is built; another is built when it is opened.
+    """
 
     DEFAULT_CSS = """
     DetailPane { height: 1fr; }
@@ -68,6 +89,10 @@ class DetailPane(Vertical):
         self.row: ListRow | None = None
         #: Log records naming a span, as events (from the OTLP logs receiver).
         self.logs = logs
+        #: Bumped by every :meth:`show`; a tab built at an older version is stale.
+        self._version = 0
+        #: Tab → (version, key of the row) it was last built for; the key is None for "nothing selected".
+        self._built: dict[str, tuple[int, tuple[str, str | None] | None]] = {}
 
     def compose(self) -> ComposeResult:
         with TabbedContent(id="detail-tabs", initial="tab-attributes"):
@@ -84,45 +109,60 @@ class DetailPane(Vertical):
         return self.query_one(f"#detail-{tab}", DetailList)
 
     @property
+    def active_tab(self) -> str:
+        return (self.query_one(TabbedContent).active or "tab-attributes").removeprefix("tab-")
+
+    @property
     def active_list(self) -> DetailList:
-        active = self.query_one(TabbedContent).active or "tab-attributes"
-        return self.list(active.removeprefix("tab-"))
+        return self.list(self.active_tab)
 
     def show(self, row: ListRow | None) -> None:
-        """Fill every tab for ``row``. A new selection jumps to the LLM tab when it has LLM data."""
-        found = self.query(TabbedContent)
-        if not found:
-            return  # a selection message that arrived while the app is shutting down
-        tabs = found.first()
-        same = row is not None and self.row is not None and row.key == self.row.key
+        """Show ``row``. A new selection jumps to the LLM tab when it has LLM data."""
+        tabs = self.query_one(TabbedContent)
+        new = row is None or self.row is None or row.key != self.row.key
         self.row = row
-        if row is None:
-            for tab in TABS:
-                self.list(tab).show_items([Item("Nothing selected", style="italic")])
-            return
-        llm = llm_items(row, self.logs)
-        self.list("llm").show_items(llm, highlight=None if same else 0)
-        self.list("attributes").show_items(attribute_items(row), highlight=None if same else 0)
-        self.list("events").show_items(event_items(row, self.logs), highlight=None if same else 0)
-        self._show_timeline(row)
-        if llm:
+        self._version += 1
+        if row is not None and present.has_llm_data(row, self.logs):
             tabs.show_tab("tab-llm")
-            if not same:
-                tabs.active = "tab-llm"
+            if new and tabs.active != "tab-llm":
+                tabs.active = "tab-llm"  # built by the activation handler
+                return
         else:
             if tabs.active == "tab-llm":
                 tabs.active = "tab-attributes"
+                tabs.hide_tab("tab-llm")
+                return
             tabs.hide_tab("tab-llm")
+        self._build(self.active_tab)
 
-    def _show_timeline(self, row: ListRow) -> None:
-        lines = timeline_lines(row.trace, max(40, self.size.width - 4))
-        items = [Item(text.plain.strip(), text.plain) for _, text in lines]
-        selected = row.span_id
-        highlight = next((i for i, (span_id, _) in enumerate(lines) if span_id == selected), 0)
-        self.list("timeline").show_items(items, [text for _, text in lines], highlight=highlight)
+    @on(TabbedContent.TabActivated)
+    def _tab_opened(self, event: TabbedContent.TabActivated) -> None:
+        tab = (event.pane.id or "").removeprefix("tab-")
+        built = self._built.get(tab)
+        if tab in TABS and (built is None or built[0] != self._version):
+            self._build(tab)
+
+    def _build(self, tab: str) -> None:
+        row = self.row
+        detail_list = self.list(tab)
+        key = row.key if row is not None else None
+        before = self._built.get(tab)
+        same = before is not None and before[1] == key
+        self._built[tab] = (self._version, key)
+        if row is None:
+            detail_list.show_items([Item("Nothing selected", tone="note")])
+        elif tab == "timeline":
+            lines = present.timeline_lines(row.trace, max(40, self.size.width - 4), detail_list.palette)
+            items = [Item(text.plain.strip(), text.plain) for _, text in lines]
+            highlight = next((i for i, (span_id, _) in enumerate(lines) if span_id == row.span_id), 0)
+            detail_list.show_items(items, [text for _, text in lines], highlight=highlight)
+        else:
+            build = {"llm": present.llm_items, "events": present.event_items}.get(tab)
+            items = build(row, self.logs) if build else present.attribute_items(row)
+            detail_list.show_items(items, highlight=None if same else 0)
 
     def cycle_tab(self) -> None:
         tabs = self.query_one(TabbedContent)
-        visible = [f"tab-{t}" for t in TABS if t != "llm" or self.list("llm").items]
-        current = tabs.active if tabs.active in visible else visible[0]
-        tabs.active = visible[(visible.index(current) + 1) % len(visible)]
+        shown = [f"tab-{t}" for t in TABS if t != "llm" or (self.row and present.has_llm_data(self.row, self.logs))]
+        current = tabs.active if tabs.active in shown else shown[0]
+        tabs.active = shown[(shown.index(current) + 1) % len(shown)]

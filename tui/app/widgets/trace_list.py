@@ -13,14 +13,17 @@ from collections.abc import Callable
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.message import Message
+from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tui.app.textual_compat import resize_scroll_area_in_place
 from tui.model.store import StoreChanges, TraceStore
-from tui.model.text import format_duration, safe_text
+from tui.model.text import bar_extent, format_age, format_duration, format_tokens, safe_text
 from tui.model.trace_list import ListRow, TraceListIndex
 
 BAR_WIDTH = 12
@@ -30,39 +33,6 @@ SCAN_SLICE_S = 0.01
 Key = tuple[str, str | None]
 _BOLD = Style(bold=True)
 _PLAIN = Style()
-
-
-def format_tokens(count: int | None) -> str:
-    if count is None:
-        return "–"
-    if count < 10_000:
-        return str(count)
-    if count < 1_000_000:
-        return f"{count / 1000:.0f}k"
-    return f"{count / 1_000_000:.1f}M"
-
-
-def format_age(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 86400:
-        return f"{seconds / 3600:.0f}h"
-    return f"{seconds / 86400:.0f}d"
-
-
-def time_bar(start: int, end: int, trace_start: int, trace_end: int, width: int = BAR_WIDTH) -> str:
-    """A small bar placing [start, end] inside the trace's time range."""
-    total = trace_end - trace_start
-    if total <= 0:
-        return "█" * width
-    left = int((start - trace_start) / total * width)
-    right = int((end - trace_start) / total * width + 0.999)
-    left = min(max(left, 0), width - 1)
-    right = min(max(right, left + 1), width)
-    return "·" * left + "█" * (right - left) + "·" * (width - right)
 
 
 class TraceList(ScrollView, can_focus=True):
@@ -77,7 +47,7 @@ class TraceList(ScrollView, can_focus=True):
         Binding("end,G", "last", "Last", show=False, id="list.last"),
         Binding("right,l", "expand", "Expand", show=False, id="list.expand"),
         Binding("left,h", "collapse", "Collapse/parent", show=False, id="list.collapse"),
-        Binding("enter", "toggle", "Toggle", id="list.toggle"),
+        Binding("enter", "toggle_expanded", "Toggle", id="list.toggle"),
     ]
 
     COMPONENT_CLASSES = {
@@ -119,14 +89,12 @@ class TraceList(ScrollView, can_focus=True):
         def control(self) -> TraceList:
             return self.trace_list
 
-    def __init__(
-        self,
-        store: TraceStore,
-        *,
-        empty_help: Callable[[], list[str]] = lambda: [],
-        clock: Callable[[], float] = time.time,
-        id: str | None = None,
-    ) -> None:
+    #: When following, the cursor stays on the newest trace as traces arrive.
+    following = reactive(True, repaint=False)
+    #: What the list says while it has no rows (how to send spans, or why a filter matches nothing).
+    empty_lines: reactive[tuple[str, ...]] = reactive(tuple)
+
+    def __init__(self, store: TraceStore, *, clock: Callable[[], float] = time.time, id: str | None = None) -> None:
         super().__init__(id=id)
         self.store = store
         self.index = TraceListIndex(store)
@@ -134,9 +102,6 @@ class TraceList(ScrollView, can_focus=True):
         self.selected: Key | None = None
         #: Arrival order of the selected trace, to find its neighbour if it is evicted.
         self._selected_seq = 0
-        #: When following, the cursor stays on the newest trace as traces arrive.
-        self.following = True
-        self.empty_help = empty_help
         self.clock = clock
         self._styles: dict[tuple[str, str, bool], Style] = {}
 
@@ -173,8 +138,7 @@ class TraceList(ScrollView, can_focus=True):
             return
         scrollbar_before = self.virtual_size.height > self.size.height
         if scrollbar_before and count > self.size.height:
-            self.set_reactive(ScrollView.virtual_size, size)
-            self._scroll_update(size)
+            resize_scroll_area_in_place(self, size)
         else:
             self.virtual_size = size
 
@@ -221,8 +185,8 @@ class TraceList(ScrollView, can_focus=True):
         self._ensure_visible()
         self.refresh()
         if self.selected != old_key or force_message:
-            key = self.selected or (None, None)
-            self.post_message(self.SelectionChanged(self, *key, live))
+            trace_id, span_id = self.selected or (None, None)
+            self.post_message(self.SelectionChanged(self, trace_id, span_id, live))
 
     def _ensure_visible(self) -> None:
         self.scroll_to_region(Region(0, self.cursor, 1, 1), animate=False, immediate=True, force=True)
@@ -277,7 +241,7 @@ class TraceList(ScrollView, can_focus=True):
             self.following = False
             self._move_to(parent)
 
-    def action_toggle(self) -> None:
+    def action_toggle_expanded(self) -> None:
         row = self.current
         if row is None:
             return
@@ -307,7 +271,7 @@ class TraceList(ScrollView, can_focus=True):
         self._move_to(position)
         return True
 
-    def on_click(self, event) -> None:  # noqa: ANN001 - textual.events.Click
+    def on_click(self, event: events.Click) -> None:
         index = self.scroll_offset.y + event.y
         if 0 <= index < len(self.index):
             self.following = False
@@ -333,7 +297,7 @@ class TraceList(ScrollView, can_focus=True):
         return Strip(segments).crop_extend(0, width, base).apply_style(base)
 
     def _empty_line(self, y: int, width: int, base: Style) -> Strip:
-        lines = self.empty_help()
+        lines = self.empty_lines
         if y >= len(lines):
             return Strip.blank(width, base)
         text = set_cell_size(" " + lines[y], width)
@@ -389,10 +353,12 @@ class TraceList(ScrollView, can_focus=True):
         elif row.span_row.cycle:
             marker = "⚠ parent cycle · "
         duration = f" {format_duration(span.duration_ns):>7} "
-        bar = time_bar(span.start_ns, span.end_ns, trace.start_ns, trace.end_ns)
+        left, length = bar_extent(span.start_ns, span.end_ns, trace.start_ns, trace.end_ns, BAR_WIDTH)
+        bar = "·" * left + "█" * length + "·" * (BAR_WIDTH - left - length)
         error = "✖ " if span.is_error else ""
         guide = "  " + row.guide
-        name_width = max(0, width - cell_len(guide) - cell_len(marker) - cell_len(error) - len(duration) - BAR_WIDTH - 1)
+        fixed = cell_len(guide) + cell_len(marker) + cell_len(error) + len(duration) + BAR_WIDTH + 1
+        name_width = max(0, width - fixed)
         return [
             Segment(guide, dim),
             Segment(marker, self._style("warning")),

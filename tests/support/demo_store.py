@@ -1,4 +1,4 @@
-"""A deterministic store of the GenAI fixture traces: fixed ids, times and resources.
+"""A deterministic store of the ``genai_spans`` traces: fixed ids, times and resources.
 
 Snapshot tests and ``screenshots/make_screenshots.py`` need the same pixels on every run, so the
 SDK's random ids, wall-clock times and per-process resource values are replaced, then the request
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from genai_fixtures import record_all
+from support.genai_spans import record_all
 from tui.model.store import TraceStore
 from tui.receiver.decode import spans_from_request
 

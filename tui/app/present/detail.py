@@ -3,19 +3,23 @@
 Each item has a title, a body and the exact text ``y`` copies, so the tabs, the full-screen view
 and the clipboard all show the same thing. Everything from a span passes through
 :func:`safe_text` before it becomes a Rich ``Text`` (never markup), so span data cannot style,
-move or clear the terminal.
+move or clear the terminal. Items name a *tone* ("error", "user", …), never a colour: the widget
+that draws them maps tones to its theme's styles.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.style import Style
 from rich.text import Text
 
-from tui.model.genai import GenAIView
+from tui.model.conventions import GENAI_PREFIX
+from tui.model.genai import GenAIView, is_llm_span
 from tui.model.span import Attributes, Event, Span
 from tui.model.store import Trace
-from tui.model.text import format_duration, format_value, safe_text
+from tui.model.text import bar_extent, format_duration, format_value, safe_text
 from tui.model.trace_list import ListRow, LogEvents, llm_spans, no_logs
 
 #: Characters of one value shown inline; the full value opens with the full-screen key.
@@ -25,6 +29,16 @@ SAME_LINE_LIMIT = 60
 #: Attributes listed per section; the rest are counted (a span may carry 100 000).
 MAX_ATTRIBUTES = 2_000
 
+#: Every tone an item or a timeline bar may take; a widget maps each to a style from its theme.
+TONES = ("title", "heading", "note", "error", "system", "user", "assistant", "tool", "bar", "muted")
+#: A tone's style (the drawing widget's, from the theme).
+Palette = Callable[[str], Style]
+
+
+def plain_palette(_tone: str) -> Style:
+    """No styling: for tests and for text that leaves the terminal."""
+    return Style()
+
 
 @dataclass(frozen=True, slots=True)
 class Item:
@@ -33,16 +47,17 @@ class Item:
     title: str
     body: str = ""
     heading: bool = False
-    style: str = ""
+    #: One of :data:`TONES` for the title ("title" when unset).
+    tone: str = ""
 
     @property
     def copy_text(self) -> str:
         return self.body or self.title
 
-    def render(self) -> Text:
+    def render(self, palette: Palette = plain_palette) -> Text:
         if self.heading:
-            return Text.assemble("\n", Text(f" {safe_text(self.title)} ", style="bold reverse"))
-        title = Text(safe_text(self.title), style=self.style or "bold")
+            return Text.assemble("\n", Text(f" {safe_text(self.title)} ", style=palette("heading")))
+        title = Text(safe_text(self.title), style=palette(self.tone or "title"))
         if not self.body:
             return title
         if len(self.body) <= SAME_LINE_LIMIT and "\n" not in self.body:
@@ -56,11 +71,18 @@ class Item:
 def _attribute_items(attributes: Attributes) -> list[Item]:
     items = [Item(key, format_value(value)) for key, value in list(attributes.items())[:MAX_ATTRIBUTES]]
     if len(attributes) > MAX_ATTRIBUTES:
-        items.append(Item(f"… {len(attributes) - MAX_ATTRIBUTES:,} more attributes not listed", style="italic"))
+        items.append(Item(f"… {len(attributes) - MAX_ATTRIBUTES:,} more attributes not listed", tone="note"))
     return items
 
 
 # --- LLM tab ----------------------------------------------------------------------------------------
+
+def has_llm_data(row: ListRow, logs: LogEvents = no_logs) -> bool:
+    """Whether :func:`llm_items` would show anything, without building the views (decides if the
+    LLM tab is offered while another tab is the one drawn)."""
+    spans = [row.span_row.span] if row.span_row is not None else row.trace.spans.values()
+    return any(is_llm_span(span) or any(e.name.startswith(GENAI_PREFIX) for e in logs(span)) for span in spans)
+
 
 def llm_items(row: ListRow, logs: LogEvents = no_logs) -> list[Item]:
     """The LLM tab: for a span its LLM view; for a trace every LLM span in it, in tree order."""
@@ -95,14 +117,14 @@ def _view_items(view: GenAIView) -> list[Item]:
     if view.system or view.input:
         items.append(Item("Prompt" + (f"  (from {view.sources[0]})" if view.sources else ""), heading=True))
     for text in view.system:
-        items.append(Item("system (instructions)", text, style="bold magenta"))
+        items.append(Item("system (instructions)", text, tone="system"))
     for i, message in enumerate(view.input):
-        items.append(Item(f"[{i}] {message.role or '?'}", message.text(), style=_role_style(message.role)))
+        items.append(Item(f"[{i}] {message.role or '?'}", message.text(), tone=_role_tone(message.role)))
     if view.output:
         items.append(Item("Completion", heading=True))
     for i, message in enumerate(view.output):
         finish = f" · finish {message.finish_reason}" if message.finish_reason else ""
-        items.append(Item(f"[{i}] {message.role or 'assistant'}{finish}", message.text(), style="bold green"))
+        items.append(Item(f"[{i}] {message.role or 'assistant'}{finish}", message.text(), tone="assistant"))
     if view.other:
         items.append(Item("Other LLM attributes", heading=True))
         items.extend(_attribute_items(view.other))
@@ -127,10 +149,8 @@ def _timing_breakdown(timings: dict[str, float]) -> str:
     return "\n".join([bar, *lines]) if bar else "\n".join(lines)
 
 
-def _role_style(role: str) -> str:
-    return {"system": "bold magenta", "user": "bold cyan", "assistant": "bold green", "tool": "bold yellow"}.get(
-        role, "bold"
-    )
+def _role_tone(role: str) -> str:
+    return role if role in ("system", "user", "assistant", "tool") else "title"
 
 
 def _n(value: int | None) -> str:
@@ -141,18 +161,19 @@ def _n(value: int | None) -> str:
 
 def attribute_items(row: ListRow) -> list[Item]:
     trace = row.trace
-    span = row.span_row.span if row.span_row else trace.root
     items: list[Item] = []
-    if row.span_row is None:
+    if row.span_row is not None:
+        span = row.span_row.span
+        items.append(Item("Span", heading=True))
+    else:
         items.append(Item("Trace", heading=True))
         items.append(Item("trace id", trace.trace_id))
         items.append(Item("spans", f"{trace.span_count} · {trace.error_count} with errors · "
                                    f"{format_duration(trace.duration_ns)}"))
-        if span is None:
+        if trace.root is None:
             return items
+        span = trace.root
         items.append(Item(f"Root span: {span.name}", heading=True))
-    else:
-        items.append(Item("Span", heading=True))
     items.extend(_span_identity(span))
     if span.attributes:
         items.append(Item(f"Attributes ({len(span.attributes)})", heading=True))
@@ -178,7 +199,7 @@ def _span_identity(span: Span) -> list[Item]:
         Item("parent span id", span.parent_span_id or "(root)"),
         Item("trace id", span.trace_id),
         Item("kind", span.kind.name),
-        Item("status", status, style="bold red" if span.is_error else ""),
+        Item("status", status, tone="error" if span.is_error else ""),
         Item("start", f"{span.start_ns} ns since epoch"),
         Item("end", f"{span.end_ns} ns since epoch"),
         Item("duration", format_duration(span.duration_ns)),
@@ -197,11 +218,11 @@ def event_items(row: ListRow, logs: LogEvents = no_logs) -> list[Item]:
     """Span events, then a "Logs" section of the log records naming the span, each in time order."""
     span = row.span_row.span if row.span_row else row.trace.root
     if span is None:
-        return [Item("No events on this span", style="italic")]
+        return [Item("No events on this span", tone="note")]
     records = logs(span)
     items = [_event_item(span, event) for event in sorted(span.events, key=lambda e: e.time_ns)]
     if not items and not records:
-        return [Item("No events or logs on this span", style="italic")]
+        return [Item("No events or logs on this span", tone="note")]
     if records:
         items.append(Item(f"Logs ({len(records)})", heading=True))
         items.extend(_event_item(span, record) for record in records)
@@ -217,7 +238,7 @@ def _event_item(span: Span, event: Event) -> Item:
         stack = format_value(a.get("exception.stacktrace", "")) if "exception.stacktrace" in a else ""
         rest = "\n".join(f"{k} = {format_value(v)}" for k, v in a.items() if not k.startswith("exception."))
         body = "\n".join(part for part in (f"{kind}: {message}", stack, rest) if part)
-        return Item(f"{offset}  exception", body, style="bold red")
+        return Item(f"{offset}  exception", body, tone="error")
     body = "\n".join(f"{k} = {format_value(v)}" for k, v in a.items())
     return Item(f"{offset}  {event.name}", body)
 
@@ -228,27 +249,22 @@ def _event_item(span: Span, event: Event) -> Item:
 MAX_TIMELINE_ROWS = 2_000
 
 
-def timeline_lines(trace: Trace, width: int) -> list[tuple[str, Text]]:
+def timeline_lines(trace: Trace, width: int, palette: Palette = plain_palette) -> list[tuple[str, Text]]:
     """The trace as a waterfall: one line per span, a bar scaled to the trace's time range."""
     rows = trace.rows()
     left_out = max(0, len(rows) - MAX_TIMELINE_ROWS)
     rows = rows[:MAX_TIMELINE_ROWS]
     label_width = max(12, min(40, width // 3))
     bar_width = max(10, width - label_width - 12)
-    total = max(1, trace.end_ns - trace.start_ns)
     lines = []
     for row in rows:
         span = row.span
         label = ("  " * min(row.depth, 10) + safe_text(span.name))[:label_width].ljust(label_width)
-        left = int((span.start_ns - trace.start_ns) / total * bar_width)
-        length = max(1, round(span.duration_ns / total * bar_width))
-        left = min(max(0, left), bar_width - 1)
-        length = min(length, bar_width - left)
-        bar = " " * left + "█" * length
+        left, length = bar_extent(span.start_ns, span.end_ns, trace.start_ns, trace.end_ns, bar_width)
         text = Text(label + " ")
-        text.append(bar.ljust(bar_width), style="red" if span.is_error else "cyan")
-        text.append(f" {format_duration(span.duration_ns):>8}", style="dim")
+        text.append((" " * left + "█" * length).ljust(bar_width), style=palette("error" if span.is_error else "bar"))
+        text.append(f" {format_duration(span.duration_ns):>8}", style=palette("muted"))
         lines.append((span.span_id, text))
     if left_out:
-        lines.append(("", Text(f"… {left_out:,} more spans not drawn", style="italic")))
+        lines.append(("", Text(f"… {left_out:,} more spans not drawn", style=palette("note"))))
     return lines

@@ -1,7 +1,7 @@
 """Realistic LLM spans in each attribute convention, recorded with the real OpenTelemetry SDK.
 
 Used by the tests, by ``screenshots/make_screenshots.py`` and for trying the app by hand
-(``python tests/genai_fixtures.py http://127.0.0.1:4318``).
+(``python tests/support/genai_spans.py http://127.0.0.1:4318``).
 """
 
 from __future__ import annotations

@@ -44,9 +44,3 @@ def nested_trace(tracer: trace.Tracer) -> None:
             child.set_status(trace.Status(trace.StatusCode.ERROR, "boom"))
             child.record_exception(ValueError("bad value"))
 
-
-def flat_spans(tracer: trace.Tracer, count: int) -> None:
-    with tracer.start_as_current_span("batch-root"):
-        for i in range(count - 1):
-            with tracer.start_as_current_span(f"span-{i}"):
-                pass

@@ -17,7 +17,8 @@ def empty_state_lines(addresses: list[tuple[str, str]], scheme: str = "http") ->
         prefix = "  or, over gRPC:" if http else ""
         if prefix:
             lines.append(prefix)
-        lines += [f"  export OTEL_EXPORTER_OTLP_ENDPOINT={scheme}://{grpc}", "  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc"]
+        lines += [f"  export OTEL_EXPORTER_OTLP_ENDPOINT={scheme}://{grpc}",
+                  "  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc"]
     lines.append("")
     if scheme == "https":
         lines += ["  export OTEL_EXPORTER_OTLP_CERTIFICATE=/path/to/the/--tls-cert/file.pem", ""]
@@ -35,3 +36,11 @@ def empty_state_lines(addresses: list[tuple[str, str]], scheme: str = "http") ->
         lines.append("  export OTEL_EXPORTER_OTLP_TRACES_INSECURE=true")
     lines += ["  ollama serve", "", "Press ? for every key, q to quit."]
     return lines
+
+
+def no_match_lines(held: int, filter_text: str, errors_only: bool) -> list[str]:
+    """What the list says when traces are held but the filter or errors-only hides them all."""
+    what = f"matching {filter_text!r}" if filter_text else ""
+    errors = "with errors" if errors_only else ""
+    return [f"No traces {' and '.join(p for p in (what, errors) if p)} among {held:,} held.",
+            "", "Esc in the filter clears it; e shows all traces again."]

@@ -140,7 +140,7 @@ class FakeOllama:
         return response
 
 
-if __name__ == "__main__":  # a fake Ollama to try the chat pane by hand: python tests/fake_ollama.py PORT
+if __name__ == "__main__":  # a fake Ollama to try the chat pane by hand: python tests/support/fake_ollama.py PORT
     import sys
 
     async def serve() -> None:

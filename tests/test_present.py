@@ -1,0 +1,165 @@
+"""The text builders behind the screen (header, detail items, empty state, formats), as plain data."""
+
+from __future__ import annotations
+
+import pytest
+from rich.style import Style
+
+from support.demo_store import demo_store
+from tui.app.commands import COMMANDS, available_commands
+from tui.app.present.detail import Item, attribute_items, has_llm_data, llm_items, timeline_lines
+from tui.app.present.empty_state import empty_state_lines, no_match_lines
+from tui.app.present.header import Counts, ViewState, header_parts
+from tui.app.traces_screen import TracesScreen
+from tui.model.text import bar_extent, format_age, format_tokens
+from tui.model.trace_list import ListRow
+
+LISTENING = [("grpc", "127.0.0.1:4317"), ("http", "127.0.0.1:4318")]
+
+
+def header(counts: Counts = Counts(), **view: object) -> str:
+    return "".join(text for text, _ in header_parts(LISTENING, counts, ViewState(**view)))  # type: ignore[arg-type]
+
+
+def tones(counts: Counts = Counts(), **view: object) -> dict[str, str]:
+    return {text.strip(): tone for text, tone in header_parts(LISTENING, counts, ViewState(**view)) if tone}  # type: ignore[arg-type]
+
+
+# --- header -----------------------------------------------------------------------------------------
+
+def test_header_says_where_it_listens_and_what_it_holds() -> None:
+    text = header(Counts(traces=1_200, spans=34_567, spans_per_second=812.4))
+    assert text.startswith("grpc 127.0.0.1:4317 · http 127.0.0.1:4318")
+    assert "1,200 traces · 34,567 spans" in text and "812 spans/s" in text
+    assert text.endswith("following")
+
+
+def test_header_shows_the_share_a_filter_keeps() -> None:
+    text = header(Counts(traces=6, spans=10, shown=1, scanned=0.4), filter_text="mistral")
+    assert "1/6 traces · 10 spans · filter 'mistral' (searching… 40%)" in text
+
+
+def test_header_names_errors_only() -> None:
+    assert "0/6 traces · 10 spans · errors only" in header(Counts(traces=6, spans=10), errors_only=True)
+
+
+def test_losses_are_coloured_only_when_there_are_some() -> None:
+    assert tones(Counts()).get("rejected 0") is None
+    coloured = tones(Counts(rejected=3, evicted=2))
+    assert (coloured["rejected 3"], coloured["evicted 2"]) == ("error", "warning")
+
+
+def test_paused_says_how_many_spans_wait_and_overload_stands_beside_it() -> None:
+    text = header(Counts(waiting=1, retries_asked=4), paused=True, overloaded=True)
+    assert text.endswith("OVERLOADED  PAUSED · 1 span waiting")
+    assert "asked to retry 4" in text
+    assert tones(Counts(waiting=2), paused=True)["PAUSED · 2 spans waiting"] == "paused"
+
+
+def test_holding_the_selection_when_not_following() -> None:
+    assert header(following=False).endswith("holding selection")
+
+
+def test_forwarding_trouble_is_shown() -> None:
+    text = header(Counts(forwarding=(12, 3, "connection refused")))
+    assert "→ forward: 12 waiting, 3 lost (connection refused)" in text
+
+
+# --- empty list -------------------------------------------------------------------------------------
+
+def test_empty_state_gives_copy_paste_exports_for_the_real_ports() -> None:
+    lines = empty_state_lines(LISTENING)
+    assert "  export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318" in lines
+    assert "  export OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:4318/v1/traces" in lines
+    assert "  export OTEL_EXPORTER_OTLP_TRACES_INSECURE=true" in lines
+
+
+def test_empty_state_under_tls_asks_for_the_certificate_not_insecure() -> None:
+    lines = empty_state_lines(LISTENING, scheme="https")
+    assert any("OTEL_EXPORTER_OTLP_CERTIFICATE" in line for line in lines)
+    assert not any("INSECURE" in line for line in lines)
+
+
+def test_no_match_names_the_filter_and_the_way_back() -> None:
+    assert no_match_lines(6, "nothing", True)[0] == "No traces matching 'nothing' and with errors among 6 held."
+
+
+# --- detail items -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def rows() -> dict[str, ListRow]:
+    store = demo_store()
+    found = {}
+    for trace in store:
+        found[f"trace:{trace.name}"] = ListRow(trace)
+        for row in trace.rows():
+            found[row.span.name] = ListRow(trace, row)
+    return found
+
+
+def test_items_name_tones_and_the_palette_styles_them(rows: dict[str, ListRow]) -> None:
+    items = llm_items(rows["chat qwen3"])
+    system = next(item for item in items if item.title == "system (instructions)")
+    assert system.tone == "system"
+    styled = system.render(lambda tone: Style(bold=True) if tone == "system" else Style())
+    assert styled.spans[0].style == Style(bold=True)
+
+
+def test_an_error_status_is_toned_as_an_error(rows: dict[str, ListRow]) -> None:
+    status = next(item for item in attribute_items(rows["trace:GET /forecast"]) if item.title == "status")
+    assert status.tone == "error" and status.body.startswith("ERROR")
+
+
+def test_llm_data_is_detected_without_building_the_view(rows: dict[str, ListRow]) -> None:
+    for key, row in rows.items():
+        assert has_llm_data(row) == bool(llm_items(row)), key
+
+
+def test_a_heading_cannot_be_confused_with_an_item() -> None:
+    assert Item("Prompt", heading=True).render().plain == "\n Prompt "
+
+
+def test_timeline_bars_use_the_shared_extent(rows: dict[str, ListRow]) -> None:
+    trace = rows["trace:agent run"].trace
+    lines = timeline_lines(trace, 100)
+    root = lines[0][1].plain
+    label_width = max(12, min(40, 100 // 3))
+    bar_width = max(10, 100 - label_width - 12)
+    bar = root[label_width + 1:label_width + 1 + bar_width]
+    assert bar == "█" * bar_width  # the root spans the whole trace
+
+
+# --- formats ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("count", "text"), [(None, "–"), (0, "0"), (9_999, "9999"), (12_345, "12k"),
+                                             (1_250_000, "1.2M")])
+def test_token_counts_fit_five_cells(count: int | None, text: str) -> None:
+    assert format_tokens(count) == text
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(-3, "0s"), (42, "42s"), (300, "5m"), (3 * 3600, "3h"),
+                                               (2 * 86400, "2d")])
+def test_ages(seconds: float, text: str) -> None:
+    assert format_age(seconds) == text
+
+
+@pytest.mark.parametrize(("start", "end", "extent"), [(0, 100, (0, 12)), (0, 0, (0, 1)), (50, 100, (6, 6)),
+                                                      (100, 100, (11, 1)), (-10, 200, (0, 12))])
+def test_bar_extent_is_inside_the_bar_and_never_empty(start: int, end: int, extent: tuple[int, int]) -> None:
+    assert bar_extent(start, end, 0, 100, 12) == extent
+
+
+def test_bar_extent_of_an_instant_trace_fills_the_bar() -> None:
+    assert bar_extent(5, 5, 5, 5, 12) == (0, 12)
+
+
+# --- command palette --------------------------------------------------------------------------------
+
+def test_every_palette_command_runs_an_action_of_the_screen() -> None:
+    for command in COMMANDS:
+        assert callable(getattr(TracesScreen, f"action_{command.action}", None)), command.action
+
+
+def test_chat_commands_only_with_the_chat_pane() -> None:
+    assert not any(c.title.startswith("Chat") for c in available_commands(with_chat=False))
+    assert sum(c.title.startswith("Chat") for c in available_commands(with_chat=True)) == 3

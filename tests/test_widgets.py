@@ -1,0 +1,180 @@
+"""Each widget mounted alone in a small host app, fed directly (no receivers, no sockets)."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Input, TabbedContent
+
+from support.demo_store import CLOCK_NOW, demo_store
+from tui.app.present.header import Counts
+from tui.app.widgets.detail import DetailPane
+from tui.app.widgets.filter_bar import FilterBar
+from tui.app.widgets.status_line import StatusLine
+from tui.app.widgets.trace_list import TraceList
+from tui.model.store import TraceStore
+from tui.model.trace_list import ListRow
+
+
+class Host(App[None]):
+    """Mounts one widget and records every message it posts."""
+
+    def __init__(self, widget: Widget) -> None:
+        super().__init__()
+        self.widget = widget
+        self.messages: list[Message] = []
+
+    def compose(self) -> ComposeResult:
+        yield self.widget
+
+    def on_mount(self) -> None:
+        self.widget.focus()
+
+
+def posted(host: Host, kind: type[Message]) -> list[Message]:
+    """Each message once (the hook sees a bubbling message at every node it reaches)."""
+    unique = {id(m): m for m in host.messages if isinstance(m, kind)}
+    return list(unique.values())
+
+
+async def run(host: Host, size: tuple[int, int] = (100, 20)):  # noqa: ANN201 - the run_test context
+    return host.run_test(size=size, message_hook=host.messages.append)
+
+
+def lines(trace_list: TraceList) -> list[str]:
+    return [trace_list.render_line(y).text.rstrip() for y in range(trace_list.size.height)]
+
+
+# --- filter bar ----------------------------------------------------------------------------------------
+
+async def test_filter_bar_reports_typing_and_enter_keeps_the_text() -> None:
+    bar = FilterBar()
+    host = Host(bar)
+    async with await run(host) as pilot:
+        bar.open()
+        await pilot.press(*"gpu", "enter")
+        assert [m.value for m in posted(host, Input.Changed)][-1] == "gpu"
+        assert [m.cleared for m in posted(host, FilterBar.Closed)] == [False]
+        assert bar.value == "gpu" and bar.display  # a kept filter stays on screen
+
+
+async def test_filter_bar_hides_when_kept_empty() -> None:
+    bar = FilterBar()
+    host = Host(bar)
+    async with await run(host) as pilot:
+        bar.open()
+        await pilot.press("enter")
+        assert not bar.display
+
+
+async def test_filter_bar_escape_clears_and_hides() -> None:
+    bar = FilterBar()
+    host = Host(bar)
+    async with await run(host) as pilot:
+        bar.open()
+        await pilot.press(*"gpu", "escape")
+        assert bar.value == "" and not bar.display
+        assert [m.cleared for m in posted(host, FilterBar.Closed)] == [True]
+        assert posted(host, Input.Changed)[-1].value == ""
+
+
+# --- trace list ----------------------------------------------------------------------------------------
+
+async def test_trace_list_shows_its_empty_lines_until_rows_arrive() -> None:
+    store = TraceStore()
+    trace_list = TraceList(store, clock=lambda: CLOCK_NOW)
+    async with await run(Host(trace_list)) as pilot:
+        trace_list.empty_lines = ("No spans yet.", "", "export THIS")
+        await pilot.pause()
+        assert lines(trace_list)[:3] == [" No spans yet.", "", " export THIS"]
+        for trace in demo_store():
+            store.add_spans(trace.spans.values())
+        trace_list.apply_changes(store.drain_changes())
+        assert "GET /forecast" in lines(trace_list)[0]
+
+
+async def test_trace_list_posts_selection_changes_and_stops_following_when_moved() -> None:
+    store = demo_store()
+    store.drain_changes()
+    trace_list = TraceList(store, clock=lambda: CLOCK_NOW)
+    host = Host(trace_list)
+    async with await run(host) as pilot:
+        trace_list.refilter(text="")
+        assert trace_list.following
+        await pilot.press("j")
+        assert not trace_list.following
+        selected = posted(host, TraceList.SelectionChanged)[-1]
+        assert (selected.trace_id, selected.span_id, selected.live) == (format(5, "032x"), None, False)
+
+
+# --- detail pane ---------------------------------------------------------------------------------------
+
+def texts(pane: DetailPane, tab: str) -> list[str]:
+    detail_list = pane.list(tab)
+    return [detail_list.get_option_at_index(i).prompt.plain for i in range(detail_list.option_count)]
+
+
+def row_of(name: str) -> ListRow:
+    store = demo_store()
+    for trace in store:
+        for row in trace.rows():
+            if row.span.name == name:
+                return ListRow(trace, row)
+    raise LookupError(name)
+
+
+async def test_only_the_tab_on_screen_is_built() -> None:
+    pane = DetailPane()
+    async with await run(Host(pane), size=(100, 40)) as pilot:
+        pane.show(row_of("chat qwen3"))
+        await pilot.pause()
+        assert pane.query_one(TabbedContent).active == "tab-llm"
+        assert pane.list("llm").option_count > 0
+        assert "name  chat qwen3" not in texts(pane, "attributes") and pane.list("timeline").option_count == 0
+        pane.cycle_tab()
+        await pilot.pause()
+        assert "name  chat qwen3" in texts(pane, "attributes")  # built when opened
+
+
+async def test_a_span_without_llm_data_hides_the_llm_tab() -> None:
+    pane = DetailPane()
+    async with await run(Host(pane), size=(100, 40)) as pilot:
+        pane.show(row_of("chat qwen3"))
+        await pilot.pause()
+        pane.show(row_of("GET /forecast"))
+        await pilot.pause()
+        tabs = pane.query_one(TabbedContent)
+        assert tabs.active == "tab-attributes"
+        assert not tabs.get_tab("tab-llm").display
+        assert "name  GET /forecast" in texts(pane, "attributes")
+
+
+# --- header --------------------------------------------------------------------------------------------
+
+async def test_header_repaints_from_its_reactives() -> None:
+    header = StatusLine([("http", "127.0.0.1:4318")])
+    async with await run(Host(header)) as pilot:
+        header.counts = Counts(traces=3, spans=7)
+        header.paused = True
+        await pilot.pause()
+        assert "3 traces · 7 spans" in header.text and "PAUSED · 0 spans waiting" in header.text
+        assert "PAUSED" in header.render().plain
+
+
+async def test_header_colours_come_from_the_theme() -> None:
+    header = StatusLine([("http", "127.0.0.1:4318")])
+    host = Host(header)
+    async with await run(host) as pilot:
+        header.counts = Counts(rejected=5)
+        await pilot.pause()
+
+        def rejected_style() -> object:
+            text = header.render()
+            start = text.plain.index("rejected 5")
+            return next(span.style for span in text.spans if span.start == start)
+
+        before = rejected_style()
+        host.theme = "textual-light"
+        await pilot.pause()
+        assert rejected_style() != before

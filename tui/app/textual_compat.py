@@ -1,0 +1,19 @@
+"""Every use of Textual's private API, in one place: after a Textual upgrade, check this module."""
+
+from __future__ import annotations
+
+from textual.geometry import Size
+from textual.screen import Screen
+from textual.scroll_view import ScrollView
+
+
+def resize_scroll_area_in_place(view: ScrollView, size: Size) -> None:
+    """Set ``view``'s virtual size and update its scrollbars without a layout pass of the screen
+    (assigning ``virtual_size`` re-lays out every widget on screen)."""
+    view.set_reactive(ScrollView.virtual_size, size)
+    view._scroll_update(size)
+
+
+def screen_lines(screen: Screen[object]) -> list[str]:
+    """The screen as the terminal receives it, one string per line (for tests and screenshots)."""
+    return [strip.text for strip in screen._compositor.render_strips()]

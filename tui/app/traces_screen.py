@@ -1,0 +1,403 @@
+"""The main screen: the live trace list, the detail pane and the chat pane, and every key between them.
+
+The screen owns the layout, the timers and the handlers; the App lends it the services. What the
+header shows is reactive state here, bound into the header (and the list) with ``data_bind``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.reactive import var
+from textual.screen import Screen
+from textual.widgets import Footer, Input, TextArea
+
+from tui.app.commands import TraceCommands
+from tui.app.present.detail import Item
+from tui.app.present.empty_state import empty_state_lines, no_match_lines
+from tui.app.present.header import Counts
+from tui.app.screens.confirm import ConfirmScreen
+from tui.app.screens.help import HelpScreen
+from tui.app.screens.telemetry import TelemetryScreen
+from tui.app.screens.value import ValueScreen
+from tui.app.services import Services
+from tui.app.widgets.chat import ChatInput, ChatPane
+from tui.app.widgets.detail import DetailList, DetailPane
+from tui.app.widgets.filter_bar import FilterBar
+from tui.app.widgets.status_line import StatusLine
+from tui.app.widgets.trace_list import TraceList
+from tui.model.live import IngestRates, RefreshPolicy
+from tui.model.store import StoreChanges, Trace
+
+TICK_SECONDS = 0.05
+SAMPLE_SECONDS = 0.5
+#: The chat pane opens by itself when the terminal is at least this wide (else: "a" or F2).
+CHAT_AUTO_WIDTH = 180
+
+
+class TracesScreen(Screen[None]):
+    """Traces as they arrive; the selected one's LLM view, attributes, events and timeline beside them."""
+
+    COMMANDS = {TraceCommands}
+    BINDINGS = [
+        # Priority: handled as the key arrives, so keys typed right after "/" reach the bar, not the list.
+        Binding("slash", "filter", "Filter", priority=True, id="traces.filter"),
+        Binding("e", "toggle_errors", "Errors only", id="traces.errors"),
+        Binding("f", "toggle_follow", "Follow", id="traces.follow"),
+        Binding("p", "toggle_pause", "Pause", id="traces.pause"),
+        Binding("t", "next_tab", "Next tab", id="traces.next_tab"),
+        Binding("o", "open_value", "Open value", id="traces.open"),
+        Binding("y", "copy_value", "Copy", id="traces.copy"),
+        Binding("s", "save_trace", "Save trace", id="traces.save_trace"),
+        Binding("S", "save_shown", "Save all shown", show=False, id="traces.save_shown"),
+        Binding("c", "clear", "Clear", id="traces.clear"),
+        Binding("L", "telemetry", "Logs & metrics", show=False, id="traces.telemetry"),
+        Binding("a", "ask", "Ask (chat)", id="traces.ask"),
+        Binding("f2", "toggle_chat", "Chat pane", id="traces.chat"),
+        Binding("tab", "switch_pane", "Next pane", show=False, id="traces.pane"),
+        Binding("question_mark", "help", "Help", id="traces.help"),
+        Binding("q", "app.quit", "Quit", id="traces.quit"),
+    ]
+
+    #: The header's figures, sampled twice a second and at once after a change the user made.
+    counts: var[Counts] = var(Counts, init=False)
+    #: Free text the list is filtered by ("" for none).
+    filter_text = var("", init=False)
+    #: Only traces with an error are listed.
+    errors_only = var(False, init=False)
+    #: The list is frozen while spans keep arriving.
+    paused = var(False, init=False)
+    #: The cursor stays on the newest trace (mirrors the list's own state, which its keys change).
+    following = var(True, init=False)
+    #: Exporters were told to back off in the last few seconds.
+    overloaded = var(False, init=False)
+    #: The chat pane is shown.
+    chat_open = var(False, init=False)
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+        self.policy = RefreshPolicy(services.store)
+        self.rates = IngestRates()
+        #: Set once the user opens or closes the chat pane; from then on the width no longer decides.
+        self._chat_toggled = False
+
+    # --- layout ----------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        receivers = self.services.receivers
+        yield StatusLine(receivers.addresses, id="status").data_bind(
+            TracesScreen.counts, TracesScreen.filter_text, TracesScreen.errors_only, TracesScreen.paused,
+            TracesScreen.following, TracesScreen.overloaded)
+        with Horizontal(id="main"):
+            yield TraceList(self.services.store, clock=self.services.clock, id="traces")
+            yield DetailPane(logs=receivers.ingest.log_store.events_for, id="detail")
+            chat = self.services.chat
+            if chat is not None:
+                pane = ChatPane(chat.host, model=chat.model, id="chat")
+                pane.display = self.chat_open  # opened on mount when the terminal is wide enough
+                yield pane
+        yield FilterBar(id="filter")
+        yield Footer()
+
+    @property
+    def trace_list(self) -> TraceList:
+        return self.query_one(TraceList)
+
+    @property
+    def detail(self) -> DetailPane:
+        return self.query_one(DetailPane)
+
+    @property
+    def chat_pane(self) -> ChatPane | None:
+        return self.query_one(ChatPane) if self.services.chat is not None else None
+
+    def on_mount(self) -> None:
+        self.set_interval(TICK_SECONDS, self.tick)
+        self.set_interval(SAMPLE_SECONDS, self.sample)
+        self.set_interval(1.0, self.trace_list.refresh)  # ages
+        self.watch(self.trace_list, "following", self._list_following)
+        self.trace_list.focus()
+        self.sample()
+        self.detail.show(None)
+        self._open_chat_if_wide()
+        if self.services.chat is not None:
+            self.call_after_refresh(self._start_chat)
+
+    def _start_chat(self) -> None:
+        pane, chat = self.chat_pane, self.services.chat
+        if pane is not None and chat is not None:
+            pane.attach(chat.start())
+
+    def on_resize(self) -> None:
+        self._open_chat_if_wide()
+
+    def _open_chat_if_wide(self) -> None:
+        if self.services.chat is not None and not self._chat_toggled:
+            self.chat_open = self.size.width >= CHAT_AUTO_WIDTH
+
+    # --- live updates ----------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Apply everything the store changed since the last tick, as one update."""
+        trace_list = self.trace_list
+        if not trace_list.index.scan_done:
+            trace_list.continue_filter()
+            self.sample()
+        now = time.monotonic()
+        changes = self.policy.take(now)
+        if changes:
+            self._apply(changes)
+        if self.policy.detail_due(now):
+            self._show_detail()
+
+    def _apply(self, changes: StoreChanges) -> None:
+        log_store = self.services.receivers.ingest.log_store
+        for trace_id in changes.evicted:
+            log_store.forget_trace(trace_id)
+        if changes.cleared:
+            log_store.clear()
+        trace_list = self.trace_list
+        trace_list.apply_changes(changes)
+        selected = trace_list.selected
+        if selected is not None and (selected[0] in changes.updated or changes.cleared):
+            self.policy.detail_changed()
+
+    def _show_detail(self) -> None:
+        self.policy.detail_shown(time.monotonic())
+        self.detail.show(self.trace_list.current)
+
+    def sample(self) -> None:
+        """Measure what the header and the empty list say."""
+        store, stats = self.services.store, self.services.receivers.stats
+        now = time.monotonic()
+        self.rates.sample(stats.spans_accepted, stats.retries_asked, now)
+        index = self.trace_list.index
+        self.counts = Counts(
+            traces=len(store), spans=store.span_count, spans_per_second=self.rates.spans_per_second,
+            rejected=stats.total_spans_rejected, evicted=store.evicted_spans, waiting=self.policy.waiting,
+            shown=index.trace_count, scanned=index.scan_progress, retries_asked=stats.retries_asked,
+            forwarding=self._forwarding())
+        self.overloaded = self.rates.overloaded(now)
+        if len(store) and (self.filter_text or self.errors_only):
+            lines = no_match_lines(len(store), self.filter_text, self.errors_only)
+        else:
+            lines = empty_state_lines(self.services.receivers.addresses, self.services.receivers.scheme)
+        self.trace_list.empty_lines = tuple(lines)
+
+    def _forwarding(self) -> tuple[int, int, str] | None:
+        forwarders = self.services.receivers.forwarders
+        if not forwarders:
+            return None
+        error = next((f.stats.last_error for f in forwarders if f.stats.last_error), "")
+        return (sum(f.pending for f in forwarders), sum(sum(f.stats.lost.values()) for f in forwarders), error)
+
+    # --- reactive state ----------------------------------------------------------------------------
+
+    def watch_filter_text(self, text: str) -> None:
+        self.trace_list.refilter(text=text)
+        self.sample()
+
+    def watch_errors_only(self, errors_only: bool) -> None:
+        self.trace_list.refilter(errors_only=errors_only)
+        self.notify("Showing only traces with errors" if errors_only else "Showing all traces", timeout=2)
+        self.sample()
+
+    def watch_paused(self, paused: bool) -> None:
+        if paused:
+            self.policy.pause()
+        else:
+            self.policy.resume()
+            self.tick()
+        self.sample()
+
+    def _list_following(self, following: bool) -> None:
+        self.following = following
+
+    def watch_chat_open(self, chat_open: bool) -> None:
+        pane = self.chat_pane
+        if pane is not None:
+            pane.display = chat_open
+
+    # --- messages ----------------------------------------------------------------------------------
+
+    @on(TraceList.SelectionChanged)
+    def _selection_changed(self, event: TraceList.SelectionChanged) -> None:
+        if event.live:
+            self.policy.detail_changed()  # shown by the tick, at most every LIVE_DETAIL_SECONDS
+        else:
+            self._show_detail()
+
+    @on(Input.Changed, "FilterBar")
+    def _filter_typed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+
+    @on(FilterBar.Closed)
+    def _filter_closed(self) -> None:
+        self.set_focus(self.trace_list)
+
+    @on(ChatPane.Leave)
+    def _chat_left(self) -> None:
+        self.set_focus(self.trace_list)
+
+    @on(ChatPane.ShowTrace)
+    def _show_chat_trace(self, event: ChatPane.ShowTrace) -> None:
+        """Ctrl+T in the chat: select that turn's trace in the list, clearing a filter that hides it."""
+        self.set_focus(self.trace_list)
+        if not self.paused:
+            self.tick()  # the turn's spans may have arrived since the last tick
+        if self.trace_list.select(event.trace_id):
+            return
+        if event.trace_id in self.services.store and (self.filter_text or self.errors_only):
+            self.query_one(FilterBar).reset()
+            self.filter_text = ""
+            self.errors_only = False
+            if self.trace_list.select(event.trace_id):
+                return
+        reason = "the display is paused (p)" if self.paused else "its spans have not arrived yet"
+        self.notify(f"That turn's trace is not in the list: {reason}", timeout=3)
+
+    # --- actions -----------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # "/" is a priority binding: it must not steal the key from a text field.
+        return action != "filter" or not isinstance(self.focused, (Input, TextArea))
+
+    def action_filter(self) -> None:
+        bar = self.query_one(FilterBar)
+        bar.open()
+        # Focus now, not on the next loop turn (Widget.focus defers): "/chat" typed or pasted in one
+        # burst must reach the bar, not run "c" (clear) and "h" on the list.
+        self.set_focus(bar)
+
+    def action_toggle_errors(self) -> None:
+        self.errors_only = not self.errors_only
+
+    def action_toggle_follow(self) -> None:
+        self.trace_list.follow(not self.trace_list.following)
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+
+    def action_next_tab(self) -> None:
+        self.detail.cycle_tab()
+
+    def action_switch_pane(self) -> None:
+        """Tab cycles the trace list → the active detail tab → the chat input (when shown)."""
+        order = [self.trace_list, self.detail.active_list]
+        pane = self.chat_pane
+        if pane is not None and pane.display:
+            order.append(pane.query_one(ChatInput))
+        current = next((i for i, w in enumerate(order) if w.has_focus), -1)
+        self.set_focus(order[(current + 1) % len(order)])
+
+    def action_ask(self) -> None:
+        """Open the chat pane (if closed) and put the cursor in its prompt."""
+        pane = self.chat_pane
+        if pane is None:
+            self.notify("The chat pane is off (--no-chat)", timeout=3)
+            return
+        self._chat_toggled = True
+        self.chat_open = True
+        pane.focus_input()
+
+    def action_toggle_chat(self) -> None:
+        pane = self.chat_pane
+        if pane is None:
+            self.notify("The chat pane is off (--no-chat)", timeout=3)
+            return
+        self._chat_toggled = True
+        self.chat_open = not self.chat_open
+        if self.chat_open:
+            pane.focus_input()
+        else:
+            self.set_focus(self.trace_list)
+
+    def action_new_chat(self) -> None:
+        pane = self.chat_pane
+        if pane is not None:
+            pane.action_new_conversation()
+
+    def _current_item(self) -> Item | None:
+        focused = self.focused
+        detail_list = focused if isinstance(focused, DetailList) else self.detail.active_list
+        return detail_list.current
+
+    def action_open_value(self) -> None:
+        item = self._current_item()
+        if item is not None:
+            self.app.push_screen(ValueScreen(item.title, item.copy_text))
+
+    def action_copy_value(self) -> None:
+        item = self._current_item()
+        if item is not None:
+            self.app.copy_to_clipboard(item.copy_text)
+            self.notify(f"Copied {item.title!r} ({len(item.copy_text):,} characters)", timeout=2, markup=False)
+
+    def action_save_trace(self) -> None:
+        """s: the selected trace, as OTLP JSON lines that --load reads back."""
+        row = self.trace_list.current
+        if row is None:
+            self.notify("Nothing selected to save", timeout=2)
+            return
+        self._save([row.trace.trace_id], "trace")
+
+    def action_save_shown(self) -> None:
+        """S: every trace the list shows (all of them, or those matching the filter / errors only)."""
+        index = self.trace_list.index
+        if not index.scan_done:
+            index.continue_scan(None)
+        self._save(index.shown_trace_ids(), "traces")
+
+    def _save(self, trace_ids: list[str], what: str) -> None:
+        path = Path.cwd() / time.strftime(f"ollama-tui-{what}-%Y%m%d-%H%M%S.jsonl")
+        store = self.services.store
+        self._write_traces(path, [t for t in (store.get(i) for i in trace_ids) if t is not None])
+
+    @work(thread=True, group="save", exit_on_error=False)
+    def _write_traces(self, path: Path, traces: list[Trace]) -> None:
+        from tui.receiver.files import save_traces
+
+        try:
+            written, spans = save_traces(path, traces)
+        except OSError as exc:
+            self.app.call_from_thread(self.notify, f"Cannot save {path}: {exc.strerror or exc}", severity="error",
+                                      markup=False)
+            return
+        self.app.call_from_thread(self.notify, f"Saved {written:,} trace(s), {spans:,} spans, to {path}",
+                                  timeout=6, markup=False)
+
+    def action_telemetry(self) -> None:
+        """L: GenAI metrics per model and the log records that name no trace."""
+        ingest = self.services.receivers.ingest
+        self.app.push_screen(TelemetryScreen(ingest.log_store, ingest.metrics_summary, ingest.stats.log_records,
+                                             ingest.stats.metric_points))
+
+    def action_clear(self) -> None:
+        store = self.services.store
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                store.clear()
+                self.policy.discard_held()
+                self._apply(store.drain_changes())
+                self._show_detail()
+                self.sample()
+
+        self.app.push_screen(ConfirmScreen(f"Clear all {len(store):,} traces from memory?"), answer)
+
+    def action_help(self) -> None:
+        sections: list[tuple[str, Sequence[BindingType]]] = [
+            ("Trace list", TraceList.BINDINGS),
+            ("Anywhere", TracesScreen.BINDINGS),
+            ("Filter bar", FilterBar.BINDINGS),
+            ("Chat pane", [*ChatInput.BINDINGS, *ChatPane.BINDINGS]),
+            ("Full-screen value", ValueScreen.BINDINGS),
+        ]
+        self.app.push_screen(HelpScreen(sections))
