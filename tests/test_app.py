@@ -9,8 +9,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from support.app import (FIXED_NOW, SIZE, cursor_text, detail_texts, make_app, screen_text, trace_list_lines,
-                         wait_until)
+from support.app import FIXED_NOW, SIZE, cursor_text, detail_texts, make_app, screen_text, trace_list_lines, wait_until
 from support.demo_store import demo_store
 from support.event_loop import loop_kept_late
 from support.genai_spans import ANSWER, QUESTION, SYSTEM, record, record_all
@@ -78,8 +77,8 @@ async def test_keyboard_navigation_expand_collapse_and_parent(app_receivers: Run
         assert cursor_text(app) == "trace:chat mistral"
         await pilot.press("j", "enter")  # agent run: expand
         lines = trace_list_lines(app)
-        assert [l.strip().split("  ")[0] for l in lines[5:8]] == ["└─ agent run", "├─ chat qwen3",
-                                                                   "└─ execute_tool get_weather"]
+        assert [line.strip().split("  ")[0] for line in lines[5:8]] == ["└─ agent run", "├─ chat qwen3",
+                                                                         "└─ execute_tool get_weather"]
         await pilot.press("l")  # step into the expanded trace
         assert cursor_text(app) == "agent run"
         await pilot.press("j")
@@ -141,12 +140,12 @@ async def test_filter_errors_only_follow_and_pause(app_receivers: Running) -> No
     async with app.run_test(size=SIZE) as pilot:
         await send_all(app_receivers, pilot)
         await pilot.press("slash", *"mistral")
-        assert [l.split()[1] for l in trace_list_lines(app)] == ["chatbot"]
+        assert [line.split()[1] for line in trace_list_lines(app)] == ["chatbot"]
         assert "1/6 traces" in screen_text(app).splitlines()[0]  # updated at once on a filter change
         await pilot.press("escape")
         assert len(trace_list_lines(app)) == 6
         await pilot.press("slash", *"rainy", "enter")  # prompt and completion text are searched
-        assert {l.split()[1] for l in trace_list_lines(app)} == {"weather-api", "agent", "chatbot", "rag-app"}
+        assert {line.split()[1] for line in trace_list_lines(app)} == {"weather-api", "agent", "chatbot", "rag-app"}
         await pilot.press("slash", "escape")
         await pilot.press("e")
         lines = trace_list_lines(app)

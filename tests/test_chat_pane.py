@@ -97,7 +97,8 @@ async def test_escape_stops_a_slow_answer_and_gives_the_prompt_back(app_receiver
         # The next turn works (the fake stops hanging).
         fake.fault = "none"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: len(app.query(ChatTurn)) == 2 and "tokens" in status(list(app.query(ChatTurn))[-1]))
+        await wait_until(pilot, lambda: len(app.query(ChatTurn)) == 2
+                         and "tokens" in status(list(app.query(ChatTurn))[-1]))
 
 
 async def test_a_model_slow_to_answer_is_explained_then_the_answer_replaces_it(

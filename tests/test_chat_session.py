@@ -137,7 +137,7 @@ async def test_unreachable_ollama(fake: FakeOllama) -> None:
     async with running_receivers() as running:
         session = ChatSession(fake.url, chat_tracer_provider(running.receivers.ingest))
         try:
-            with pytest.raises(OllamaUnavailable, match="Cannot reach Ollama at .*`ollama serve`"):
+            with pytest.raises(OllamaUnavailable, match=r"Cannot reach Ollama at .*`ollama serve`"):
                 await session.models()
             events = await collect(session, "llama3.2:latest", "hi")
         finally:

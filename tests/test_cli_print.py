@@ -200,6 +200,6 @@ def test_an_app_configured_only_by_otel_env_vars_shows_up() -> None:
         out, _ = stop(proc)
     lines = out.splitlines()
     assert len(lines) == 6, out
-    for module, block in zip(("http", "grpc"), (lines[:3], lines[3:])):
+    for module, block in zip(("http", "grpc"), (lines[:3], lines[3:]), strict=True):
         assert re.fullmatch(rf"trace [0-9a-f]{{32}}  env-app-{module}  handle request  \S+  2 spans", block[0]), block
         assert block[1].startswith("└─ handle request") and block[2].startswith("   └─ query")

@@ -70,9 +70,9 @@ def test_console_span_exporter_output_loads() -> None:
 
 
 def test_unreadable_files_say_why() -> None:
-    with pytest.raises(UnreadableFile, match="x.json: a JSON object that is neither"):
+    with pytest.raises(UnreadableFile, match=r"x\.json: a JSON object that is neither"):
         list(read_requests("x.json", b'{"hello": 1}'))
-    with pytest.raises(UnreadableFile, match="x.bin: neither OTLP JSON nor an OTLP protobuf"):
+    with pytest.raises(UnreadableFile, match=r"x\.bin: neither OTLP JSON nor an OTLP protobuf"):
         list(read_requests("x.bin", b"\xff\xff\xff\xff"))
 
 

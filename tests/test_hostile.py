@@ -73,7 +73,7 @@ def request_with(span: PbSpan) -> ExportTraceServiceRequest:
     return request
 
 
-def base_span(**fields) -> PbSpan:  # noqa: ANN003
+def base_span(**fields) -> PbSpan:
     return PbSpan(**{"trace_id": b"\x01" * 16, "span_id": b"\x02" * 8, "name": "hostile",
                      "start_time_unix_nano": 10, "end_time_unix_nano": 20, **fields})
 
@@ -172,7 +172,8 @@ async def test_a_parent_chain_10_000_deep_renders_and_prints(running: Running) -
     app = make_app(running)
     async with app.run_test(size=SIZE) as pilot:
         assert await post(running, request.SerializeToString()) == 200
-        await wait_until(pilot, lambda: running.store.span_count == 10_000 and app.traces.trace_list.index.trace_count == 1)
+        await wait_until(pilot, lambda: running.store.span_count == 10_000
+                         and app.traces.trace_list.index.trace_count == 1)
         await pilot.press("enter", "G")
         assert app.traces.trace_list.current.span_row.depth == 9_999
         await pilot.press("t", "t", "t")  # the timeline of the whole chain

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from tui.model.live import (BUSY_REDRAW_SECONDS, BUSY_SPANS_PER_TICK, LIVE_DETAIL_SECONDS, OVERLOAD_SECONDS,
-                            IngestRates, RefreshPolicy)
+from tui.model.live import (
+    BUSY_REDRAW_SECONDS,
+    BUSY_SPANS_PER_TICK,
+    LIVE_DETAIL_SECONDS,
+    OVERLOAD_SECONDS,
+    IngestRates,
+    RefreshPolicy,
+)
 from tui.model.span import Span
 from tui.model.store import TraceStore
 

@@ -17,7 +17,7 @@ from support.receivers import Running, send
 from support.sdk_spans import record
 
 
-def chat_span(tracer) -> None:  # noqa: ANN001
+def chat_span(tracer) -> None:
     with tracer.start_as_current_span("chat llama3.2") as span:
         span.set_attribute("gen_ai.request.model", "llama3.2")
 

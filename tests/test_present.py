@@ -17,12 +17,13 @@ from tui.model.trace_list import ListRow
 LISTENING = [("grpc", "127.0.0.1:4317"), ("http", "127.0.0.1:4318")]
 
 
-def header(counts: Counts = Counts(), **view: object) -> str:
-    return "".join(text for text, _ in header_parts(LISTENING, counts, ViewState(**view)))  # type: ignore[arg-type]
+def header(counts: Counts | None = None, **view: bool | str) -> str:
+    return "".join(text for text, _ in header_parts(LISTENING, counts or Counts(), ViewState(**view)))  # type: ignore[arg-type]
 
 
-def tones(counts: Counts = Counts(), **view: object) -> dict[str, str]:
-    return {text.strip(): tone for text, tone in header_parts(LISTENING, counts, ViewState(**view)) if tone}  # type: ignore[arg-type]
+def tones(counts: Counts | None = None, **view: bool | str) -> dict[str, str]:
+    parts = header_parts(LISTENING, counts or Counts(), ViewState(**view))  # type: ignore[arg-type]
+    return {text.strip(): tone for text, tone in parts if tone}
 
 
 # --- header -----------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,7 +47,7 @@ def test_store_invariants(batches: list[list[Span]], max_spans: int, expand: boo
         assert sorted(r.span.span_id for r in rows) == sorted(trace.spans)
         # The rows form a tree: a row's depth is at most one more than the row before it.
         depths = [r.depth for r in rows]
-        assert depths[0] == 0 and all(b <= a + 1 for a, b in zip(depths, depths[1:]))
+        assert depths[0] == 0 and all(b <= a + 1 for a, b in pairwise(depths))
     # The incremental list index equals a fresh one.
     fresh = TraceListIndex(store)
     for trace_id in list(index._expanded):

@@ -10,11 +10,11 @@ import asyncio
 import gc
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -128,7 +128,8 @@ async def test_soak_steady_rate_with_eviction_flat_memory() -> None:
         xs = [x for x, _ in samples]
         ys = [y for _, y in samples]
         mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
+        covariance = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
+        slope = covariance / sum((x - mean_x) ** 2 for x in xs)
         record_figure("soak", {
             "seconds": seconds, "rate_spans_per_second": 5000, "spans_accepted": receivers.stats.spans_accepted,
             "evicted_spans": store.evicted_spans, "rss_after_warm_up_mb": ys[0] / 2**20, "rss_end_mb": ys[-1] / 2**20,
@@ -174,7 +175,7 @@ async def test_overload_back_pressure_bounded_memory_steady_screen() -> None:
         async with app.run_test(size=(160, 45)) as pilot:
             original = app._apply  # looked up on each tick, so an instance attribute wraps it
 
-            def counting_apply(changes) -> None:  # noqa: ANN001
+            def counting_apply(changes) -> None:
                 original(changes)
                 frames.append(time.monotonic())
 
@@ -194,7 +195,7 @@ async def test_overload_back_pressure_bounded_memory_steady_screen() -> None:
                     raise AssertionError("load generators did not finish")
             sampler.cancel()
             totals = {transport: json.loads((await load.communicate())[0].decode().strip().splitlines()[-1])
-                      for transport, load in zip(exporters, loads)}
+                      for transport, load in zip(exporters, loads, strict=True)}
             sent = sum(t["spans_sent"] for t in totals.values())
             refused = sum(t["refused_requests"] for t in totals.values())
             await pilot.pause(IDLE_SECONDS + 2.0)  # the flood is over: the idle collection gives memory back
@@ -212,13 +213,15 @@ async def test_overload_back_pressure_bounded_memory_steady_screen() -> None:
             assert len(frames) >= seconds  # the list kept being updated through the flood
             # Neither transport is starved: per exporter, gRPC gets at least a quarter of HTTP's share
             # (it got 1/14 when grpc.aio took new calls one at a time through the busy loop).
-            per_exporter = {transport: totals[transport]["spans_sent"] / count for transport, count in exporters.items()}
+            per_exporter = {transport: totals[transport]["spans_sent"] / count
+                            for transport, count in exporters.items()}
             assert min(per_exporter.values()) >= max(per_exporter.values()) / 4, per_exporter
-            gaps = [b - a for a, b in zip(frames, frames[1:])]
+            gaps = [b - a for a, b in pairwise(frames)]
             late = sorted(lateness)
             record_figure("overload" if back_pressure else "overload_without_back_pressure", {
                 "seconds": seconds,
-                "exporters": f"{exporters['grpc']} gRPC + {exporters['http']} HTTP, each sending again as soon as answered",
+                "exporters": (f"{exporters['grpc']} gRPC + {exporters['http']} HTTP, "
+                              "each sending again as soon as answered"),
                 "spans_accepted": sent, "spans_per_second": sent / seconds, "retries_asked": refused,
                 "spans_accepted_by_transport": {transport: t["spans_sent"] for transport, t in totals.items()},
                 "spans_refused_queue_full": stats.spans_rejected[BACK_PRESSURE],

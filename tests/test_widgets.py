@@ -38,7 +38,7 @@ def posted(host: Host, kind: type[Message]) -> list[Message]:
     return list(unique.values())
 
 
-async def run(host: Host, size: tuple[int, int] = (100, 20)):  # noqa: ANN201 - the run_test context
+async def run(host: Host, size: tuple[int, int] = (100, 20)):
     return host.run_test(size=size, message_hook=host.messages.append)
 
 
