@@ -10,7 +10,16 @@ import pytest
 # introspection in failure messages, as they had when they lived here and in the test modules.
 pytest.register_assert_rewrite("support")
 
+import textual.constants  # noqa: E402
+
 from support.receivers import Running, running_receivers  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_animations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps made in tests skip animations (what TEXTUAL_ANIMATIONS=none does), so Pilot does not wait for
+    a tab's underline to glide after each key; every state a test reads or snapshots is the final one."""
+    monkeypatch.setattr(textual.constants, "TEXTUAL_ANIMATIONS", "none")
 
 
 @pytest.fixture

@@ -1,0 +1,148 @@
+"""The traces screen driven by its keys, over the deterministic demo store (the SDK-recorded GenAI traces
+decoded by the receiver's own decoder): no sockets, so each journey costs what the screen does."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.app import FIXED_NOW, SIZE, cursor_text, detail_texts, screen_text, trace_list_lines, wait_until
+from support.demo_store import demo_store
+from support.genai_spans import ANSWER, QUESTION, SYSTEM
+from tui.app.app import OllamaTuiApp
+from tui.app.screens.confirm import ConfirmScreen
+from tui.app.screens.help import HelpScreen
+from tui.app.screens.value import ValueScreen
+from tui.receiver import OtlpReceivers, ReceiverConfig
+
+
+def demo_app() -> OllamaTuiApp:
+    """The app over the six demo traces; its receivers are configured but never started."""
+    return OllamaTuiApp(OtlpReceivers(ReceiverConfig()), demo_store(), clock=lambda: FIXED_NOW)
+
+
+async def all_shown(pilot) -> None:
+    await wait_until(pilot, lambda: pilot.app.traces.trace_list.index.trace_count == 6)
+
+
+async def test_keyboard_navigation_expand_collapse_and_parent() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("G")  # last = oldest trace, POST /ask
+        assert cursor_text(app) == "trace:POST /ask"
+        await pilot.press("k", "k")
+        assert cursor_text(app) == "trace:chat mistral"
+        await pilot.press("j", "enter")  # agent run: expand
+        lines = trace_list_lines(app)
+        assert [line.strip().split("  ")[0] for line in lines[5:8]] == ["└─ agent run", "├─ chat qwen3",
+                                                                         "└─ execute_tool get_weather"]
+        await pilot.press("l")  # step into the expanded trace
+        assert cursor_text(app) == "agent run"
+        await pilot.press("j")
+        assert cursor_text(app) == "chat qwen3"
+        await pilot.press("h")  # ← goes to the parent span
+        assert cursor_text(app) == "agent run"
+        await pilot.press("h")  # … then to the trace row
+        assert cursor_text(app) == "trace:agent run"
+        await pilot.press("h")  # ← on an expanded trace collapses it
+        assert len(trace_list_lines(app)) == 6
+        await pilot.press("g")
+        assert cursor_text(app) == "trace:GET /forecast"
+        await pilot.press("pagedown")
+        assert cursor_text(app) == "trace:POST /ask"
+        await pilot.press("pageup", "down", "up")
+        assert cursor_text(app) == "trace:GET /forecast"
+
+
+@pytest.mark.parametrize(
+    ("trace_name", "span_name", "tokens", "expect"),
+    [
+        ("POST /ask", "ollama.chat", "in 31 · out 18 · total 49",
+         ["system", SYSTEM, "user", QUESTION, "assistant · finish stop", ANSWER, "provider Ollama", "operation chat",
+          "request llama3.2", "response llama3.2:latest"]),
+        ("agent run", "chat qwen3", "in 120 · out 45 · total 165",
+         ["system (instructions)", SYSTEM, "[0] user", QUESTION, "→ tool call: get_weather({\"location\": \"Paris\"})",
+          "[2] tool", "rainy, 14 °C", ANSWER, "provider ollama", "gen_ai.request.temperature  0.2"]),
+        ("chat mistral", "chat mistral", "in 20 · out 7 · total 27", ["system", SYSTEM, "user", QUESTION, ANSWER]),
+        ("ChatOllama", "ChatOllama", "in 15 · out 16 · total 31", ["[0] user", QUESTION, "[0] assistant", ANSWER,
+                                                                  "request gemma3", "provider ollama"]),
+        ("chat broken", "chat broken", "in – · out – · total –", ["(unparsed)", '[{"role": "user", ']),
+    ],
+    ids=["openllmetry", "semconv", "events", "openinference", "malformed-json"],
+)
+async def test_llm_tab_for_each_convention(trace_name: str, span_name: str, tokens: str,
+                                           expect: list[str]) -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        for _ in range(6):
+            if cursor_text(app) == f"trace:{trace_name}":
+                break
+            await pilot.press("down")
+        await pilot.press("enter")
+        for _ in range(4):
+            await pilot.press("down")
+            if cursor_text(app) == span_name:
+                break
+        assert cursor_text(app) == span_name
+        assert app.query_one("TabbedContent").active == "tab-llm"
+        text = "\n".join(detail_texts(app, "llm"))
+        assert f"Tokens  {tokens}" in text
+        for fragment in expect:
+            assert fragment in text, fragment
+
+
+async def test_open_copy_clear_and_help() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("G", "enter", "down")  # POST /ask → ollama.chat span
+        await pilot.press("down")
+        assert cursor_text(app) == "ollama.chat"
+        await pilot.press("tab")  # into the LLM tab's list
+        assert app.focused is app.traces.detail.list("llm")
+        while app.traces.detail.list("llm").current.body != ANSWER:
+            await pilot.press("down")
+        await pilot.press("y")
+        assert app.clipboard == ANSWER
+        await pilot.press("o")
+        assert isinstance(app.screen, ValueScreen)
+        assert ANSWER in screen_text(app)
+        await pilot.press("escape")
+        await pilot.press("tab", "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        help_text = screen_text(app)
+        for key, what in [("/", "Filter"), ("e", "Errors only"), ("f", "Follow"), ("p", "Pause"), ("c", "Clear"),
+                          ("q", "Quit"), ("PgUp", "Page up"), ("→ l", "Expand"), ("← h", "Collapse/parent")]:
+            assert key in help_text and what in help_text, what
+        await pilot.press("escape", "c")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert app.traces.trace_list.index.trace_count == 6
+        await pilot.press("c", "y")
+        await pilot.pause()
+        assert app.traces.trace_list.index.trace_count == 0 and len(app.services.store) == 0
+        assert "No spans yet" in screen_text(app)
+
+
+async def test_command_palette_runs_the_screens_actions() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p", *"errors", "enter")
+        await wait_until(pilot, lambda: app.screen is app.traces)
+        assert app.traces.errors_only
+        assert "errors only" in screen_text(app).splitlines()[0]
+        (only,) = trace_list_lines(app)
+        assert "GET /forecast" in only  # the one failing trace
+
+
+async def test_filter_with_no_match_says_so_not_the_empty_state() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("slash", *"nothing-like-this", "enter")
+        text = screen_text(app)
+        assert "No traces matching 'nothing-like-this' among 6 held." in text
+        assert "No spans yet" not in text
+        await pilot.press("slash", "escape")
+        assert len(trace_list_lines(app)) == 6
