@@ -12,6 +12,7 @@ from tui.app.app import OllamaTuiApp
 from tui.app.screens.confirm import ConfirmScreen
 from tui.app.screens.help import HelpScreen
 from tui.app.screens.value import ValueScreen
+from tui.model.span import Span
 from tui.receiver import OtlpReceivers, ReceiverConfig
 
 
@@ -92,35 +93,63 @@ async def test_llm_tab_for_each_convention(trace_name: str, span_name: str, toke
             assert fragment in text, fragment
 
 
-async def test_open_copy_clear_and_help() -> None:
+async def to_the_answer(pilot) -> None:
+    """Select the oldest trace's ollama.chat span and, in its LLM tab, the completion."""
+    app = pilot.app
+    await all_shown(pilot)
+    await pilot.press("G", "enter", "down", "down")  # POST /ask → ollama.chat span
+    assert cursor_text(app) == "ollama.chat"
+    await pilot.press("tab")  # into the LLM tab's list
+    assert app.focused is app.traces.detail.list("llm")
+    while app.traces.detail.list("llm").current.body != ANSWER:
+        await pilot.press("down")
+
+
+async def test_y_copies_the_selected_value() -> None:
     app = demo_app()
     async with app.run_test(size=SIZE) as pilot:
-        await all_shown(pilot)
-        await pilot.press("G", "enter", "down")  # POST /ask → ollama.chat span
-        await pilot.press("down")
-        assert cursor_text(app) == "ollama.chat"
-        await pilot.press("tab")  # into the LLM tab's list
-        assert app.focused is app.traces.detail.list("llm")
-        while app.traces.detail.list("llm").current.body != ANSWER:
-            await pilot.press("down")
+        await to_the_answer(pilot)
         await pilot.press("y")
         assert app.clipboard == ANSWER
+
+
+async def test_o_opens_the_selected_value_full_screen_and_escape_closes_it() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_the_answer(pilot)
         await pilot.press("o")
         assert isinstance(app.screen, ValueScreen)
         assert ANSWER in screen_text(app)
         await pilot.press("escape")
-        await pilot.press("tab", "question_mark")
+        assert app.screen is app.traces
+
+
+async def test_help_lists_every_key_from_the_bindings() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         help_text = screen_text(app)
         for key, what in [("/", "Filter"), ("e", "Errors only"), ("f", "Follow"), ("p", "Pause"), ("c", "Clear"),
                           ("q", "Quit"), ("PgUp", "Page up"), ("→ l", "Expand"), ("← h", "Collapse/parent")]:
             assert key in help_text and what in help_text, what
-        await pilot.press("escape", "c")
+
+
+async def test_clear_asks_first_and_n_keeps_everything() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("c")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         assert app.traces.trace_list.index.trace_count == 6
+
+
+async def test_clear_confirmed_forgets_every_trace() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
         await pilot.press("c", "y")
-        await pilot.pause()
         assert app.traces.trace_list.index.trace_count == 0 and len(app.services.store) == 0
         assert "No spans yet" in screen_text(app)
 
@@ -146,3 +175,72 @@ async def test_filter_with_no_match_says_so_not_the_empty_state() -> None:
         assert "No spans yet" not in text
         await pilot.press("slash", "escape")
         assert len(trace_list_lines(app)) == 6
+
+
+def arrive(app: OllamaTuiApp, number: int, name: str) -> None:
+    """A one-span trace reaching the store, as the ingest pump would put it there."""
+    app.services.store.add_spans([Span(trace_id=format(1000 + number, "032x"), span_id=format(number, "016x"),
+                                       parent_span_id="", name=name, start_ns=1, end_ns=2)])
+
+
+async def test_the_filter_narrows_the_list_and_the_header_at_once() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("slash", *"mistral")
+        assert [line.split()[1] for line in trace_list_lines(app)] == ["chatbot"]
+        assert "1/6 traces" in screen_text(app).splitlines()[0]
+
+
+async def test_escape_in_the_filter_shows_every_trace_again() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("slash", *"mistral", "escape")
+        assert len(trace_list_lines(app)) == 6
+        assert app.focused is app.traces.trace_list
+
+
+async def test_the_filter_searches_prompt_and_completion_text() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("slash", *"rainy", "enter")
+        assert {line.split()[1] for line in trace_list_lines(app)} == {"weather-api", "agent", "chatbot", "rag-app"}
+        assert "filter 'rainy'" in screen_text(app).splitlines()[0]  # Enter keeps it
+
+
+async def test_e_lists_only_traces_with_errors() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("e")
+        (line,) = trace_list_lines(app)
+        assert "GET /forecast" in line
+        await pilot.press("e")
+        assert len(trace_list_lines(app)) == 6
+
+
+async def test_a_trace_arriving_above_does_not_move_a_held_selection() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("down", "down")
+        selected = cursor_text(app)
+        arrive(app, 1, "late arrival")
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 7)
+        assert cursor_text(app) == selected
+        assert "late arrival" in trace_list_lines(app)[0]
+        assert "holding selection" in screen_text(app).splitlines()[0]
+
+
+async def test_f_follows_the_newest_trace_as_traces_arrive() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("down", "f")
+        assert cursor_text(app) == "trace:GET /forecast"
+        arrive(app, 1, "newest")
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 7)
+        assert cursor_text(app) == "trace:newest"
+        assert "following" in screen_text(app).splitlines()[0]

@@ -299,22 +299,21 @@ class TracesScreen(Screen[None]):
 
     def action_ask(self) -> None:
         """Open the chat pane (if closed) and put the cursor in its prompt."""
-        pane = self.chat_pane
-        if pane is None:
-            self.notify("The chat pane is off (--no-chat)", timeout=3)
-            return
-        self._chat_toggled = True
-        self.chat_open = True
-        pane.focus_input()
+        self._show_chat(True)
 
     def action_toggle_chat(self) -> None:
+        self._show_chat(not self.chat_open)
+
+    def _show_chat(self, shown: bool) -> None:
+        """Open the pane with the cursor in its prompt, or close it and go back to the list. Once the user
+        has chosen, the terminal's width no longer decides."""
         pane = self.chat_pane
         if pane is None:
             self.notify("The chat pane is off (--no-chat)", timeout=3)
             return
         self._chat_toggled = True
-        self.chat_open = not self.chat_open
-        if self.chat_open:
+        self.chat_open = shown
+        if shown:
             pane.focus_input()
         else:
             self.set_focus(self.trace_list)
