@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from rich.style import Style
 
 from support.demo_store import demo_store
 from tui.app.commands import COMMANDS, available_commands
-from tui.app.present.detail import Item, attribute_items, has_llm_data, llm_items, timeline_lines
+from tui.app.present.clipboard import copy_report
+from tui.app.present.detail import Item, attribute_items, has_llm_data, llm_items, timeline_lines, wall_time
 from tui.app.present.empty_state import empty_state_lines, no_match_lines
 from tui.app.present.header import Counts, ViewState, header_parts
 from tui.app.traces_screen import TracesScreen
@@ -164,3 +167,51 @@ def test_every_palette_command_runs_an_action_of_the_screen() -> None:
 def test_chat_commands_only_with_the_chat_pane() -> None:
     assert not any(c.title.startswith("Chat") for c in available_commands(with_chat=False))
     assert sum(c.title.startswith("Chat") for c in available_commands(with_chat=True)) == 3
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 120])
+def test_a_narrow_header_drops_the_least_important_first_but_never_the_state(width: int) -> None:
+    counts = Counts(traces=6, spans=10, waiting=3)
+    narrow = "".join(t for t, _ in header_parts(LISTENING, counts, ViewState(paused=True), width))
+    assert len(narrow) <= width < len(header(counts, paused=True))
+    assert narrow.endswith("PAUSED · 3 spans waiting")
+    assert "6 traces · 10 spans" in narrow  # what is held outlasts everything but the state
+
+
+def test_at_80_columns_the_addresses_go_first() -> None:
+    narrow = "".join(t for t, _ in header_parts(LISTENING, Counts(), ViewState(), 80))
+    assert "127.0.0.1" not in narrow and "spans/s" in narrow
+
+
+def test_losses_outlast_the_rate_when_there_are_some() -> None:
+    parts = header_parts(LISTENING, Counts(rejected=7), ViewState(), 70)
+    narrow = "".join(t for t, _ in parts)
+    assert "rejected 7" in narrow and "spans/s" not in narrow
+
+
+def test_times_are_local_wall_time_with_milliseconds_and_the_offset_into_the_trace(
+        rows: dict[str, ListRow], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+05:30 all year
+    time.tzset()
+    try:
+        items = {item.title: item.body for item in attribute_items(rows["fetch upstream"])}
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert items["start"] == "2027-01-15 13:30:35.040 +0530 · +40ms from the trace's start"
+    assert items["start, end (ns since epoch)"].startswith("1800000035040000000, ")
+
+
+def test_the_largest_otlp_timestamp_is_still_a_date() -> None:
+    assert wall_time(2**64 - 1, 2**64 - 1).endswith(" · +0ns from the trace's start")
+
+
+@pytest.mark.parametrize(("environ", "says"), [
+    ({}, "to the terminal's clipboard (OSC 52); if it did not arrive, Y saves it to a file"),
+    ({"TMUX": "/tmp/tmux-0/default,1,0"}, "tmux passes it on only with `set -g set-clipboard on`"),
+    ({"STY": "1234.pts-0"}, "GNU screen does not pass it on"),
+])
+def test_copy_says_where_the_text_went_and_the_fallbacks(environ: dict[str, str], says: str) -> None:
+    report = copy_report("prompt", 1_234, environ)
+    assert report.startswith("Sent 'prompt' (1,234 characters)") and says in report
+    assert "o shows it to select by hand" in report

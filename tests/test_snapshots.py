@@ -87,3 +87,33 @@ def test_a_second_theme_reaches_the_header_list_and_detail(snap_compare) -> None
         await pilot.pause()
 
     assert snap_compare(app, press=TO_LLM_SPAN, run_before=light, terminal_size=SIZE)
+
+
+SMALL = (80, 24)
+MEDIUM = (120, 40)
+
+
+def test_llm_span_at_80x24(snap_compare) -> None:
+    assert snap_compare(make_app(), press=TO_LLM_SPAN, terminal_size=SMALL)
+
+
+def test_llm_span_at_120x40(snap_compare) -> None:
+    assert snap_compare(make_app(), press=TO_LLM_SPAN, terminal_size=MEDIUM)
+
+
+def test_empty_state_at_80x24(snap_compare) -> None:
+    assert snap_compare(make_app(empty=True), terminal_size=SMALL)
+
+
+def test_detail_zoomed_at_80x24(snap_compare) -> None:
+    assert snap_compare(make_app(), press=[*TO_LLM_SPAN, "tab", "z"], terminal_size=SMALL)
+
+
+def test_chat_open_at_80x24(snap_compare) -> None:
+    app = make_app(chat_host=NO_OLLAMA)
+
+    async def until_it_says_so(pilot: Pilot[int]) -> None:
+        await pilot.pause()  # the screen is mounted
+        await wait_until(pilot, lambda: "not" in str(app.query_one("#chat-connection", Label).content))
+
+    assert snap_compare(app, press=["a"], run_before=until_it_says_so, terminal_size=SMALL)

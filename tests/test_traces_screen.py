@@ -9,10 +9,10 @@ from support.app import FIXED_NOW, SIZE, cursor_text, detail_texts, screen_text,
 from support.demo_store import demo_store
 from support.genai_spans import ANSWER, QUESTION, SYSTEM
 from tui.app.app import OllamaTuiApp
-from tui.app.screens.confirm import ConfirmScreen
+from tui.app.screens.confirm import ConfirmQuit, ConfirmScreen
 from tui.app.screens.help import HelpScreen
 from tui.app.screens.value import ValueScreen
-from tui.model.span import Span
+from tui.model.span import Resource, Span
 from tui.receiver import OtlpReceivers, ReceiverConfig
 
 
@@ -244,3 +244,153 @@ async def test_f_follows_the_newest_trace_as_traces_arrive() -> None:
         await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 7)
         assert cursor_text(app) == "trace:newest"
         assert "following" in screen_text(app).splitlines()[0]
+
+
+# --- small terminals ------------------------------------------------------------------------------------
+
+SMALL = (80, 24)
+
+
+async def test_at_80x24_the_panes_stack_and_the_list_keeps_every_column() -> None:
+    app = demo_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await all_shown(pilot)
+        assert app.traces.has_class("-stacked")
+        first = trace_list_lines(app)[0]
+        assert "weather-api" in first and "GET /forecast" in first and "700ms" in first
+        header = screen_text(app).splitlines()[0]
+        assert "6 traces · 10 spans" in header and header.rstrip().endswith("following")
+
+
+async def test_the_footer_keeps_help_and_quit_at_80_columns() -> None:
+    app = demo_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        footer = screen_text(app).splitlines()[-1]
+        assert "? Help" in footer and "q Quit" in footer
+
+
+async def test_the_paused_state_survives_a_narrow_header() -> None:
+    app = demo_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.press("p")
+        assert screen_text(app).splitlines()[0].rstrip().endswith("PAUSED · 0 spans waiting")
+
+
+async def test_the_empty_state_wraps_its_commands_instead_of_cutting_them() -> None:
+    app = OllamaTuiApp(OtlpReceivers(ReceiverConfig()), demo_store(max_spans=1), clock=lambda: FIXED_NOW)
+    app.services.store.clear()
+    async with app.run_test(size=(60, 30)) as pilot:
+        await pilot.pause()
+        lines = trace_list_lines(app)
+        assert all(len(line) < app.traces.trace_list.scrollable_size.width for line in lines)  # none is cut
+
+        def squeezed(text: str) -> str:
+            return "".join(text.split())
+
+        command = "export OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:4318/v1/traces"
+        assert squeezed(command) in squeezed("".join(lines))  # continued on the next line
+
+
+async def test_z_zooms_the_focused_pane_and_z_again_gives_the_others_back() -> None:
+    app = demo_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await all_shown(pilot)
+        await pilot.press("z")
+        assert not app.traces.detail.display and app.traces.trace_list.display
+        await pilot.press("z", "tab", "z")  # the detail pane, zoomed
+        assert app.traces.detail.display and not app.traces.trace_list.display
+        await pilot.press("z")
+        assert app.traces.detail.display and app.traces.trace_list.display
+
+
+async def test_d_hides_the_detail_pane_and_gives_the_list_its_room() -> None:
+    app = demo_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await all_shown(pilot)
+        width = app.traces.trace_list.size.width
+        await pilot.press("d")
+        assert not app.traces.detail.display and app.traces.trace_list.size.width > width
+        await pilot.press("d")
+        assert app.traces.detail.display
+
+
+async def test_the_chat_pane_follows_the_width_until_the_user_chooses() -> None:
+    app = OllamaTuiApp(OtlpReceivers(ReceiverConfig()), demo_store(), chat_host="http://127.0.0.1:9",
+                       clock=lambda: FIXED_NOW)
+    async with app.run_test(size=(200, 50)) as pilot:
+        pane = app.query_one("#chat")
+        await pilot.pause()
+        assert pane.display
+        for size, shown in (((80, 24), False), ((200, 50), True), ((120, 40), False), ((220, 60), True)):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            assert pane.display is shown, size
+        await pilot.press("f2")  # the user's choice now holds at any width
+        await pilot.resize_terminal(200, 50)
+        await pilot.pause()
+        assert not pane.display
+
+
+async def test_the_age_column_is_not_under_the_scrollbar() -> None:
+    store = demo_store()
+    for n in range(60):
+        store.add_spans([Span(trace_id=format(5000 + n, "032x"), span_id=format(n + 1, "016x"), parent_span_id="",
+                              name=f"GET /items/{n}", start_ns=int(FIXED_NOW * 1e9) - 10**9,
+                              end_ns=int(FIXED_NOW * 1e9) - 10**9 + 10**7)])
+    app = OllamaTuiApp(OtlpReceivers(ReceiverConfig()), store, clock=lambda: FIXED_NOW)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 66)
+        assert app.traces.trace_list.show_vertical_scrollbar
+        assert screen_text(app).splitlines()[1].rstrip().endswith("1s")
+
+
+async def test_span_rows_name_their_service_when_a_trace_has_several() -> None:
+    trace_id = format(7777, "032x")
+    store = demo_store()
+    store.add_spans([
+        Span(trace_id=trace_id, span_id=format(1, "016x"), parent_span_id="", name="GET /checkout", start_ns=1,
+             end_ns=10, resource=Resource({"service.name": "frontend"})),
+        Span(trace_id=trace_id, span_id=format(2, "016x"), parent_span_id=format(1, "016x"), name="charge",
+             start_ns=2, end_ns=9, resource=Resource({"service.name": "payments"})),
+    ])
+    app = OllamaTuiApp(OtlpReceivers(ReceiverConfig()), store, clock=lambda: FIXED_NOW)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 7)
+        assert app.traces.trace_list.select(trace_id, format(2, "016x"))
+        await pilot.pause()
+        lines = trace_list_lines(app)
+        assert any("frontend: GET /checkout" in line for line in lines)
+        assert any("payments: charge" in line for line in lines)
+
+
+# --- quitting -------------------------------------------------------------------------------------------
+
+async def test_q_asks_before_dropping_held_traces_and_n_stays() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmQuit)
+        assert "drop the 6 traces held in memory" in screen_text(app)
+        await pilot.press("n")
+        assert app.screen is app.traces and app.is_running
+
+
+async def test_a_second_q_confirms_the_quit() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("q", "q")
+        assert app.return_code == 0  # exit() was called (None until then)
+
+
+async def test_q_quits_at_once_with_nothing_held_or_when_told_not_to_ask() -> None:
+    empty = OllamaTuiApp(OtlpReceivers(ReceiverConfig()), demo_store(max_spans=1), clock=lambda: FIXED_NOW)
+    empty.services.store.clear()
+    unasked = OllamaTuiApp(OtlpReceivers(ReceiverConfig()), demo_store(), clock=lambda: FIXED_NOW,
+                           confirm_quit=False)
+    for app in (empty, unasked):
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("q")
+            assert app.return_code == 0

@@ -33,12 +33,14 @@ class OllamaTuiApp(App[int]):
         model: str | None = None,
         load: list[tuple[str, bytes]] | None = None,
         clock: Callable[[], float] = time.time,
+        confirm_quit: bool = True,
     ) -> None:
-        """``chat_host`` None turns the chat pane off; ``load`` is the ``--load`` files' (name, bytes)."""
+        """``chat_host`` None turns the chat pane off; ``load`` is the ``--load`` files' (name, bytes);
+        ``confirm_quit`` False makes ``q`` quit at once even while traces are held."""
         super().__init__()
         chat = ChatEngine(receivers, chat_host, model) if chat_host is not None else None
         self.services = Services(receivers, store, chat, clock)
-        self.traces = TracesScreen(self.services)
+        self.traces = TracesScreen(self.services, confirm_quit=confirm_quit)
         self._load = load or []
         self._collector = FullCollector()
 

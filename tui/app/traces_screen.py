@@ -6,6 +6,7 @@ header shows is reactive state here, bound into the header (and the list) with `
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,10 +20,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, TextArea
 
 from tui.app.commands import TraceCommands
+from tui.app.present.clipboard import copy_report
 from tui.app.present.detail import Item
 from tui.app.present.empty_state import empty_state_lines, no_match_lines
 from tui.app.present.header import Counts
-from tui.app.screens.confirm import ConfirmScreen
+from tui.app.screens.confirm import ConfirmQuit, ConfirmScreen
 from tui.app.screens.help import HelpScreen
 from tui.app.screens.telemetry import TelemetryScreen
 from tui.app.screens.value import ValueScreen
@@ -39,6 +41,10 @@ TICK_SECONDS = 0.05
 SAMPLE_SECONDS = 0.5
 #: The chat pane opens by itself when the terminal is at least this wide (else: "a" or F2).
 CHAT_AUTO_WIDTH = 180
+#: Below this width the panes stack (list above, detail or chat below), so the list keeps every column.
+STACK_WIDTH = 120
+#: What ``z`` can give the whole screen to.
+ZOOMABLE = ("list", "detail", "chat")
 
 
 class TracesScreen(Screen[None]):
@@ -48,21 +54,29 @@ class TracesScreen(Screen[None]):
     BINDINGS = [
         # Priority: handled as the key arrives, so keys typed right after "/" reach the bar, not the list.
         Binding("slash", "filter", "Filter", priority=True, id="traces.filter"),
-        Binding("e", "toggle_errors", "Errors only", id="traces.errors"),
-        Binding("f", "toggle_follow", "Follow", id="traces.follow"),
-        Binding("p", "toggle_pause", "Pause", id="traces.pause"),
-        Binding("t", "next_tab", "Next tab", id="traces.next_tab"),
-        Binding("o", "open_value", "Open value", id="traces.open"),
-        Binding("y", "copy_value", "Copy", id="traces.copy"),
-        Binding("s", "save_trace", "Save trace", id="traces.save_trace"),
+        Binding("e", "toggle_errors", "Errors", tooltip="Errors only: traces with an error (toggle)",
+                id="traces.errors"),
+        Binding("f", "toggle_follow", "Follow", tooltip="Follow the newest trace (toggle)", id="traces.follow"),
+        Binding("p", "toggle_pause", "Pause", tooltip="Freeze the list while spans keep arriving (toggle)",
+                id="traces.pause"),
+        Binding("t", "next_tab", "Next tab", show=False, id="traces.next_tab"),
+        Binding("z", "zoom", "Zoom", tooltip="Give the focused pane the whole screen (again: back)",
+                id="traces.zoom"),
+        Binding("d", "toggle_detail", "Detail pane", tooltip="Hide or show the detail pane", show=False,
+                id="traces.detail"),
+        Binding("o", "open_value", "Open value", show=False, id="traces.open"),
+        Binding("y", "copy_value", "Copy", show=False, id="traces.copy"),
+        Binding("Y", "save_value", "Save value", tooltip="Save the selected value to a file", show=False,
+                id="traces.save_value"),
+        Binding("s", "save_trace", "Save trace", show=False, id="traces.save_trace"),
         Binding("S", "save_shown", "Save all shown", show=False, id="traces.save_shown"),
-        Binding("c", "clear", "Clear", id="traces.clear"),
+        Binding("c", "clear", "Clear", show=False, id="traces.clear"),
         Binding("L", "telemetry", "Logs & metrics", show=False, id="traces.telemetry"),
-        Binding("a", "ask", "Ask (chat)", id="traces.ask"),
-        Binding("f2", "toggle_chat", "Chat pane", id="traces.chat"),
+        Binding("a", "ask", "Ask (chat)", show=False, id="traces.ask"),
+        Binding("f2", "toggle_chat", "Chat pane", show=False, id="traces.chat"),
         Binding("tab", "switch_pane", "Next pane", show=False, id="traces.pane"),
         Binding("question_mark", "help", "Help", id="traces.help"),
-        Binding("q", "app.quit", "Quit", id="traces.quit"),
+        Binding("q", "quit", "Quit", id="traces.quit"),
     ]
 
     #: The header's figures, sampled twice a second and at once after a change the user made.
@@ -79,10 +93,16 @@ class TracesScreen(Screen[None]):
     overloaded = var(False, init=False)
     #: The chat pane is shown.
     chat_open = var(False, init=False)
+    #: The detail pane is shown (``d`` hides it, to give the list the room).
+    detail_open = var(True, init=False)
+    #: The pane given the whole screen ("" for none).
+    zoomed = var("", init=False)
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, confirm_quit: bool = True) -> None:
         super().__init__()
         self.services = services
+        #: ``q`` asks first while traces are held (``--no-confirm`` turns it off).
+        self.confirm_quit = confirm_quit
         self.policy = RefreshPolicy(services.store)
         self.rates = IngestRates()
         #: Set once the user opens or closes the chat pane; from then on the width no longer decides.
@@ -136,6 +156,7 @@ class TracesScreen(Screen[None]):
             pane.attach(chat.start())
 
     def on_resize(self) -> None:
+        self.set_class(self.size.width < STACK_WIDTH, "-stacked")
         self._open_chat_if_wide()
 
     def _open_chat_if_wide(self) -> None:
@@ -165,13 +186,15 @@ class TracesScreen(Screen[None]):
             log_store.clear()
         trace_list = self.trace_list
         trace_list.apply_changes(changes)
+        self.set_class(not len(trace_list.index), "-empty")
         selected = trace_list.selected
         if selected is not None and (selected[0] in changes.updated or changes.cleared):
             self.policy.detail_changed()
 
     def _show_detail(self) -> None:
         self.policy.detail_shown(time.monotonic())
-        self.detail.show(self.trace_list.current)
+        if self.detail_open:
+            self.detail.show(self.trace_list.current)
 
     def sample(self) -> None:
         """Measure what the header and the empty list say."""
@@ -190,6 +213,7 @@ class TracesScreen(Screen[None]):
         else:
             lines = empty_state_lines(self.services.receivers.addresses, self.services.receivers.scheme)
         self.trace_list.empty_lines = tuple(lines)
+        self.set_class(not len(index), "-empty")
 
     def _forwarding(self) -> tuple[int, int, str] | None:
         forwarders = self.services.receivers.forwarders
@@ -224,6 +248,18 @@ class TracesScreen(Screen[None]):
         pane = self.chat_pane
         if pane is not None:
             pane.display = chat_open
+        self.set_class(chat_open, "-chat-open")
+        if not chat_open and self.zoomed == "chat":
+            self.zoomed = ""
+
+    def watch_detail_open(self, detail_open: bool) -> None:
+        self.set_class(not detail_open, "-detail-closed")
+        if detail_open:
+            self._show_detail()  # not kept up to date while hidden
+
+    def watch_zoomed(self, old: str, new: str) -> None:
+        for pane in ZOOMABLE:
+            self.set_class(new == pane, f"-zoom-{pane}")
 
     # --- messages ----------------------------------------------------------------------------------
 
@@ -318,6 +354,44 @@ class TracesScreen(Screen[None]):
         else:
             self.set_focus(self.trace_list)
 
+    def action_zoom(self) -> None:
+        """z: give the focused pane (list, detail or chat) the whole screen; z again gives the others back."""
+        if self.zoomed:
+            self.zoomed = ""
+            return
+        focused = self.focused
+        around = focused.ancestors_with_self if focused is not None else []
+        pane = self.chat_pane
+        if pane is not None and pane in around:
+            self.zoomed = "chat"
+        elif self.detail in around:
+            self.zoomed = "detail"
+        else:
+            self.zoomed = "list"
+
+    def action_toggle_detail(self) -> None:
+        """d: hide the detail pane (the list takes its room) or show it again."""
+        self.detail_open = not self.detail_open
+        if self.zoomed == "detail":
+            self.zoomed = ""
+        focused = self.focused
+        if not self.detail_open and focused is not None and self.detail in focused.ancestors_with_self:
+            self.set_focus(self.trace_list)
+
+    def action_quit(self) -> None:
+        """q: quit, asking first while traces are held (they live only in memory)."""
+        held = len(self.services.store)
+        if not self.confirm_quit or not held:
+            self.app.exit()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.app.exit()
+
+        self.app.push_screen(ConfirmQuit(f"Quit and drop the {held:,} traces held in memory? (S saves them first)"),
+                             answer)
+
     def action_new_chat(self) -> None:
         pane = self.chat_pane
         if pane is not None:
@@ -337,7 +411,23 @@ class TracesScreen(Screen[None]):
         item = self._current_item()
         if item is not None:
             self.app.copy_to_clipboard(item.copy_text)
-            self.notify(f"Copied {item.title!r} ({len(item.copy_text):,} characters)", timeout=2, markup=False)
+            self.notify(copy_report(item.title, len(item.copy_text), os.environ), timeout=6, markup=False)
+
+    def action_save_value(self) -> None:
+        """Y: the selected value to a file, for when the clipboard cannot be reached."""
+        item = self._current_item()
+        if item is not None:
+            self._write_value(Path.cwd() / time.strftime("ollama-tui-value-%Y%m%d-%H%M%S.txt"), item.copy_text)
+
+    @work(thread=True, group="save", exit_on_error=False)
+    def _write_value(self, path: Path, text: str) -> None:
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            self.app.call_from_thread(self.notify, f"Cannot save {path}: {exc.strerror or exc}", severity="error",
+                                      markup=False)
+            return
+        self.app.call_from_thread(self.notify, f"Saved {len(text):,} characters to {path}", timeout=6, markup=False)
 
     def action_save_trace(self) -> None:
         """s: the selected trace, as OTLP JSON lines that --load reads back."""

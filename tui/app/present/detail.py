@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from rich.style import Style
 from rich.text import Text
@@ -174,7 +175,7 @@ def attribute_items(row: ListRow) -> list[Item]:
             return items
         span = trace.root
         items.append(Item(f"Root span: {span.name}", heading=True))
-    items.extend(_span_identity(span))
+    items.extend(_span_identity(span, trace.start_ns))
     if span.attributes:
         items.append(Item(f"Attributes ({len(span.attributes)})", heading=True))
         items.extend(_attribute_items(span.attributes))
@@ -191,7 +192,16 @@ def attribute_items(row: ListRow) -> list[Item]:
     return items
 
 
-def _span_identity(span: Span) -> list[Item]:
+def wall_time(ns: int, trace_start_ns: int) -> str:
+    """Local wall time to the millisecond with its UTC offset, and how far into the trace it falls.
+    (OTLP times are unsigned 64-bit nanoseconds: every one falls before the year 2555.)"""
+    moment = datetime.fromtimestamp(ns / 1e9).astimezone()
+    offset = ns - trace_start_ns
+    into = f"{'+' if offset >= 0 else '-'}{format_duration(abs(offset))} from the trace's start"
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d} {moment:%z} · {into}"
+
+
+def _span_identity(span: Span, trace_start_ns: int) -> list[Item]:
     status = span.status_code.name + (f": {span.status_message}" if span.status_message else "")
     items = [
         Item("name", span.name),
@@ -200,9 +210,10 @@ def _span_identity(span: Span) -> list[Item]:
         Item("trace id", span.trace_id),
         Item("kind", span.kind.name),
         Item("status", status, tone="error" if span.is_error else ""),
-        Item("start", f"{span.start_ns} ns since epoch"),
-        Item("end", f"{span.end_ns} ns since epoch"),
+        Item("start", wall_time(span.start_ns, trace_start_ns)),
+        Item("end", wall_time(span.end_ns, trace_start_ns)),
         Item("duration", format_duration(span.duration_ns)),
+        Item("start, end (ns since epoch)", f"{span.start_ns}, {span.end_ns}"),
     ]
     if span.trace_state:
         items.append(Item("trace state", span.trace_state))

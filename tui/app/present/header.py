@@ -46,40 +46,63 @@ class ViewState:
     overloaded: bool = False
 
 
-def header_parts(listening: list[tuple[str, str]], counts: Counts, view: ViewState) -> list[Part]:
-    parts: list[Part] = [(" · ".join(f"{name} {address}" for name, address in listening) or "no receivers", "strong")]
-    parts.append(("  │  ", ""))
+#: A section of the header: its parts, and how much it matters (the least is dropped first when narrow).
+Section = tuple[int, list[Part]]
+SEPARATOR: Part = ("  │  ", "")
+
+
+def header_parts(listening: list[tuple[str, str]], counts: Counts, view: ViewState,
+                 width: int | None = None) -> list[Part]:
+    """The header as (text, tone) parts. Given a ``width``, the least important sections are left out
+    until it fits; the paused / following state is never left out."""
+    sections = _sections(listening, counts, view)
+    while width is not None and len(sections) > 1 and _length(sections) > width:
+        sections.remove(min(sections[:-1], key=lambda section: section[0]))
+    parts: list[Part] = []
+    for i, (_, section) in enumerate(sections):
+        parts += ([SEPARATOR] if i else []) + section
+    return parts
+
+
+def _length(sections: list[Section]) -> int:
+    return sum(len(text) for _, section in sections for text, _ in section) + len(SEPARATOR[0]) * (len(sections) - 1)
+
+
+def _sections(listening: list[tuple[str, str]], counts: Counts, view: ViewState) -> list[Section]:
+    """In display order; the last one (the view's state) always stays."""
+    sections: list[Section] = [
+        (2, [(" · ".join(f"{name} {address}" for name, address in listening) or "no receivers", "strong")])]
     held = f"{counts.traces:,} traces · {counts.spans:,} spans"
     if view.filter_text or view.errors_only:
         held = f"{counts.shown:,}/{held}"
-    parts.append((held, ""))
+    parts: list[Part] = [(held, "")]
     if view.errors_only:
         parts.append((" · errors only", "error"))
     if view.filter_text:
         parts.append((f" · filter {view.filter_text!r}", "strong"))
     if counts.scanned < 1.0:
         parts.append((f" (searching… {counts.scanned:.0%})", "note"))
-    parts.append((f"  │  {counts.spans_per_second:,.0f} spans/s  │  ", ""))
-    parts.append((f"rejected {counts.rejected:,}", "error" if counts.rejected else ""))
-    parts.append((" · ", ""))
-    parts.append((f"evicted {counts.evicted:,}", "warning" if counts.evicted else ""))
+    sections.append((7, parts))
+    sections.append((3, [(f"{counts.spans_per_second:,.0f} spans/s", "")]))
+    losses: list[Part] = [(f"rejected {counts.rejected:,}", "error" if counts.rejected else ""), (" · ", ""),
+                          (f"evicted {counts.evicted:,}", "warning" if counts.evicted else "")]
     if counts.retries_asked:
-        parts += [(" · ", ""), (f"asked to retry {counts.retries_asked:,}", "warning")]
-    parts.append(("  │  ", ""))
+        losses += [(" · ", ""), (f"asked to retry {counts.retries_asked:,}", "warning")]
+    sections.append((5 if counts.rejected or counts.evicted or counts.retries_asked else 1, losses))
     if counts.forwarding is not None:
         waiting, lost, error = counts.forwarding
-        parts.append((f"→ forward: {waiting:,} waiting" + (f", {lost:,} lost" if lost else ""),
-                      "error" if lost or error else ""))
+        forward: list[Part] = [(f"→ forward: {waiting:,} waiting" + (f", {lost:,} lost" if lost else ""),
+                                "error" if lost or error else "")]
         if error:
-            parts.append((f" ({error[:60]})", "error"))
-        parts.append(("  │  ", ""))
-    if view.overloaded:
-        parts += [("OVERLOADED", "overloaded"), ("  ", "")]  # one word: the retry count says the rest
+            forward.append((f" ({error[:60]})", "error"))
+        sections.append((6 if lost or error else 4, forward))
+    state: list[Part] = [("OVERLOADED", "overloaded"), ("  ", "")] if view.overloaded else []
     if view.paused:
         plural = "" if counts.waiting == 1 else "s"
-        parts.append((f"PAUSED · {counts.waiting:,} span{plural} waiting", "paused"))
+        state.append((f"PAUSED · {counts.waiting:,} span{plural} waiting", "paused"))
     elif view.following:
-        parts.append(("following", "following"))
+        state.append(("following", "following"))
     else:
-        parts.append(("holding selection", "muted"))
-    return parts
+        state.append(("holding selection", "muted"))
+    sections.append((99, state))
+    return sections

@@ -19,6 +19,9 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen > Vertical { width: 60; height: auto; padding: 1 2; background: $surface; border: thick $warning; }
     """
 
+    #: The keys, as the dialog names them.
+    HINT = "y  yes    n  no"
+
     def __init__(self, question: str) -> None:
         super().__init__()
         self.question = question
@@ -26,7 +29,14 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.question, markup=False)
-            yield Label("y  yes    n  no", markup=False, classes="hint")
+            yield Label(self.HINT, markup=False, classes="hint")
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class ConfirmQuit(ConfirmScreen):
+    """Quitting drops what is held: a second ``q`` confirms, as ``y`` does."""
+
+    BINDINGS = [Binding("y,q", "answer(True)", "Quit", id="confirm.quit")]
+    HINT = "q or y  quit    n or Esc  stay"

@@ -29,7 +29,7 @@ def bindings_table(sections: Iterable[tuple[str, Iterable[BindingType]]]) -> Tab
         table.add_row(f"[b]{title}[/b]", "")
         for binding in bindings:
             if isinstance(binding, Binding):
-                table.add_row(key_label(binding.key), binding.description)
+                table.add_row(key_label(binding.key), binding.tooltip or binding.description)
     return table
 
 

@@ -111,7 +111,7 @@ class ChatPane(Vertical):
     ChatPane:focus-within { border-left: vkey $accent; }
     ChatPane #chat-header { height: 3; }
     ChatPane #chat-model { width: 1fr; }
-    ChatPane #chat-connection { height: auto; padding: 0 1; color: $text-muted; }
+    ChatPane #chat-connection { height: auto; width: 1fr; padding: 0 1; color: $text-muted; }
     ChatPane #chat-connection.error { color: $text-error; }
     ChatPane #chat-turns { height: 1fr; padding: 0 1; }
     ChatPane ChatInput { height: 5; }

@@ -43,7 +43,7 @@ class StatusLine(Widget):
 
     def _parts(self) -> list[tuple[str, str]]:
         view = ViewState(self.filter_text, self.errors_only, self.paused, self.following, self.overloaded)
-        return header_parts(self.listening, self.counts, view)
+        return header_parts(self.listening, self.counts, view, self.size.width or None)
 
     def render(self) -> Text:
         return Text.assemble(*((text, self.get_component_rich_style(f"status-line--{tone}", partial=True))

@@ -7,6 +7,7 @@ is kept by identity (trace id, span id), so rows arriving above it never move it
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Callable
 
@@ -22,11 +23,13 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui.app.textual_compat import resize_scroll_area_in_place
-from tui.model.store import StoreChanges, TraceStore
+from tui.model.store import StoreChanges, Trace, TraceStore
 from tui.model.text import bar_extent, format_age, format_duration, format_tokens, safe_text
 from tui.model.trace_list import ListRow, TraceListIndex
 
 BAR_WIDTH = 12
+#: Below this width a trace row leaves out its token counts.
+NARROW_LIST = 60
 #: A new filter may block this long to decide the rows on screen; the rest is scanned in slices.
 FIRST_SCREEN_BUDGET_S = 0.2
 SCAN_SLICE_S = 0.01
@@ -47,7 +50,7 @@ class TraceList(ScrollView, can_focus=True):
         Binding("end,G", "last", "Last", show=False, id="list.last"),
         Binding("right,l", "expand", "Expand", show=False, id="list.expand"),
         Binding("left,h", "collapse", "Collapse/parent", show=False, id="list.collapse"),
-        Binding("enter", "toggle_expanded", "Toggle", id="list.toggle"),
+        Binding("enter", "toggle_expanded", "Toggle", tooltip="Expand / collapse", show=False, id="list.toggle"),
     ]
 
     COMPONENT_CLASSES = {
@@ -104,6 +107,9 @@ class TraceList(ScrollView, can_focus=True):
         self._selected_seq = 0
         self.clock = clock
         self._styles: dict[tuple[str, str, bool], Style] = {}
+        self._wrapped: tuple[tuple[tuple[str, ...], int] | None, list[str]] = (None, [])
+        #: Trace id → (its span count when checked, whether its spans come from several services).
+        self._multi_service: dict[str, tuple[int, bool]] = {}
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -111,6 +117,10 @@ class TraceList(ScrollView, can_focus=True):
         """Apply one coalesced change set and keep the selection on the same trace or span."""
         top_key = self._key_at(self.scroll_offset.y) if self.scroll_offset.y else None
         self.index.apply(changes)
+        if changes.cleared:
+            self._multi_service.clear()
+        for trace_id in changes.evicted:
+            self._multi_service.pop(trace_id, None)
         self._after_index_change(top_key, live=True)
 
     def refilter(self, text: str | None = None, errors_only: bool | None = None) -> None:
@@ -133,7 +143,7 @@ class TraceList(ScrollView, can_focus=True):
         under a span flood (a new size every tick) cost more than the list itself. Once the scrollbar
         is showing, growing the list cannot change the layout, so only the scrollbar is updated.
         """
-        size = Size(self.size.width, count)
+        size = Size(0, count)  # as wide as the view: the list never scrolls sideways
         if size == self.virtual_size:
             return
         scrollbar_before = self.virtual_size.height > self.size.height
@@ -278,12 +288,12 @@ class TraceList(ScrollView, can_focus=True):
             self._move_to(index)
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self.index))  # a real layout change
+        self.virtual_size = Size(0, len(self.index))  # a real layout change
 
     # --- rendering -------------------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.scrollable_size.width  # not under the scrollbar
         base = self.rich_style
         index = self.scroll_offset.y + y
         if not len(self.index):
@@ -297,11 +307,24 @@ class TraceList(ScrollView, can_focus=True):
         return Strip(segments).crop_extend(0, width, base).apply_style(base)
 
     def _empty_line(self, y: int, width: int, base: Style) -> Strip:
-        lines = self.empty_lines
+        lines = self._wrapped_empty_lines(width)
         if y >= len(lines):
             return Strip.blank(width, base)
         text = set_cell_size(" " + lines[y], width)
         return Strip([Segment(text, self._style("empty"))], width).apply_style(base)
+
+    def _wrapped_empty_lines(self, width: int) -> list[str]:
+        """The empty-state lines wrapped to the width, so a command is continued, never cut."""
+        key = (self.empty_lines, width)
+        if self._wrapped[0] != key:
+            room = max(20, width - 2)
+            wrapped: list[str] = []
+            for line in self.empty_lines:
+                lead = line[:min(len(line) - len(line.lstrip()), room // 2)]
+                wrapped += textwrap.wrap(line.strip(), room, initial_indent=lead, subsequent_indent=lead + "    ",
+                                         break_on_hyphens=False) or [""]
+            self._wrapped = (key, wrapped)
+        return self._wrapped[1]
 
     def _style(self, name: str) -> Style:
         """Only what the component rule sets (partial), so segments layer over the widget's background.
@@ -324,17 +347,20 @@ class TraceList(ScrollView, can_focus=True):
         if summary.tokens_in is not None or summary.tokens_out is not None:
             tokens = f"{format_tokens(summary.tokens_in)}→{format_tokens(summary.tokens_out)}"
         age = format_age(self.clock() - trace.end_ns / 1e9) if trace.end_ns else ""
-        right = f" {tokens:>11} {format_duration(trace.duration_ns):>7} {age:>4} "
+        # Narrow lists give up columns, least telling first (tokens, model, service), before the name is cut.
+        tokens_column = f" {tokens:>11}" if width >= NARROW_LIST else ""
+        right = f"{tokens_column} {format_duration(trace.duration_ns):>7} {age:>4} "
         fixed = 4 + cell_len(right)
         flexible = max(0, width - fixed)
-        service_width = min(16, flexible // 3)
-        model_width = min(20, flexible // 3) if summary.model else 0
+        service_width = min(16, flexible // 3) if flexible >= 30 else 0
+        model_width = min(20, flexible // 3) if summary.model and flexible >= 40 else 0
         name_width = max(0, flexible - service_width - model_width - 2)
         name = safe_text(trace.name) if trace.has_root else f"{safe_text(trace.name)} (no root yet)"
         segments = [
             Segment("▾ " if expanded else "▸ ", dim),
             Segment("✖ " if trace.has_error else "  ", self._style("error")),
-            Segment(set_cell_size(safe_text(trace.service_name), service_width) + " ", self._style("service")),
+            Segment(set_cell_size(safe_text(trace.service_name), service_width) + " " if service_width else "",
+                    self._style("service")),
             Segment(set_cell_size(name, name_width) + " ", _BOLD if trace.has_root else self._style("warning")),
         ]
         if model_width:
@@ -357,13 +383,24 @@ class TraceList(ScrollView, can_focus=True):
         bar = "·" * left + "█" * length + "·" * (BAR_WIDTH - left - length)
         error = "✖ " if span.is_error else ""
         guide = "  " + row.guide
+        service = f"{safe_text(span.resource.service_name)}: " if self._several_services(trace) else ""
         fixed = cell_len(guide) + cell_len(marker) + cell_len(error) + len(duration) + BAR_WIDTH + 1
-        name_width = max(0, width - fixed)
+        name_width = max(0, width - fixed - min(cell_len(service), 20))
         return [
             Segment(guide, dim),
             Segment(marker, self._style("warning")),
             Segment(error, self._style("error")),
+            Segment(set_cell_size(service, min(cell_len(service), 20)), self._style("service")),
             Segment(set_cell_size(safe_text(span.name) or "(unnamed)", name_width), _PLAIN),
             Segment(duration, dim),
             Segment(bar + " ", self._style("error") if span.is_error else self._style("bar")),
         ]
+
+    def _several_services(self, trace: Trace) -> bool:
+        """Whether the trace's spans come from more than one service (then each span row names its own);
+        re-checked only when the trace has gained spans."""
+        known = self._multi_service.get(trace.trace_id)
+        if known is None or known[0] != trace.span_count:
+            services = {span.resource.service_name for span in trace.spans.values()}
+            known = self._multi_service[trace.trace_id] = (trace.span_count, len(services) > 1)
+        return known[1]
