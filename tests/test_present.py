@@ -215,3 +215,13 @@ def test_copy_says_where_the_text_went_and_the_fallbacks(environ: dict[str, str]
     report = copy_report("prompt", 1_234, environ)
     assert report.startswith("Sent 'prompt' (1,234 characters)") and says in report
     assert "o shows it to select by hand" in report
+
+
+@pytest.mark.parametrize(("host", "open_"), [("127.0.0.1", False), ("[::1]", False), ("localhost", False),
+                                            ("0.0.0.0", True), ("[::]", True), ("192.0.2.7", True),
+                                            ("myhost", True)])
+def test_listening_beyond_this_machine_stays_in_the_narrowest_header(host: str, open_: bool) -> None:
+    listening = [("grpc", f"{host}:4317"), ("http", f"{host}:4318")]
+    narrow = "".join(t for t, _ in header_parts(listening, Counts(), ViewState(), 60))
+    assert ("OPEN TO THE NETWORK" in narrow) is open_
+    assert narrow.endswith("following")

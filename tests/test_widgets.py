@@ -12,7 +12,8 @@ from tui.app.present.header import Counts
 from tui.app.widgets.detail import DetailPane
 from tui.app.widgets.filter_bar import FilterBar
 from tui.app.widgets.status_line import StatusLine
-from tui.app.widgets.trace_list import TraceList
+from tui.app.widgets.trace_list import TraceList, shown
+from tui.model.span import Span
 from tui.model.store import TraceStore
 from tui.model.trace_list import ListRow
 
@@ -178,3 +179,19 @@ async def test_header_colours_come_from_the_theme() -> None:
         host.theme = "textual-light"
         await pilot.pause()
         assert rejected_style() != before
+
+
+def test_untrusted_text_is_cut_to_what_a_row_shows_before_it_is_escaped() -> None:
+    assert shown("\x1b" * 100_000, 10) == "\\e" * 11  # the escape of what fits, not of 100 000 characters
+
+
+async def test_a_100_kb_span_name_draws_one_row() -> None:
+    store = TraceStore()
+    store.add_spans([Span(trace_id=format(1, "032x"), span_id=format(1, "016x"), parent_span_id="",
+                          name="n" * 100_000, start_ns=1, end_ns=2)])
+    trace_list = TraceList(store, clock=lambda: CLOCK_NOW)
+    async with await run(Host(trace_list)) as pilot:
+        trace_list.apply_changes(store.drain_changes())
+        await pilot.pause()
+        (row,) = [line for line in lines(trace_list) if line]
+        assert "nnnn" in row and len(row) <= trace_list.size.width

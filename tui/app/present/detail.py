@@ -25,6 +25,8 @@ from tui.model.trace_list import ListRow, LogEvents, llm_spans, no_logs
 
 #: Characters of one value shown inline; the full value opens with the full-screen key.
 INLINE_LIMIT = 4_000
+#: Characters of a title shown (a title can be a span name or an attribute key of any length).
+TITLE_LIMIT = 500
 #: Values up to this long (and without newlines) sit on the same line as their title.
 SAME_LINE_LIMIT = 60
 #: Attributes listed per section; the rest are counted (a span may carry 100 000).
@@ -57,8 +59,8 @@ class Item:
 
     def render(self, palette: Palette = plain_palette) -> Text:
         if self.heading:
-            return Text.assemble("\n", Text(f" {safe_text(self.title)} ", style=palette("heading")))
-        title = Text(safe_text(self.title), style=palette(self.tone or "title"))
+            return Text.assemble("\n", Text(f" {safe_text(self.title[:TITLE_LIMIT])} ", style=palette("heading")))
+        title = Text(safe_text(self.title[:TITLE_LIMIT]), style=palette(self.tone or "title"))
         if not self.body:
             return title
         if len(self.body) <= SAME_LINE_LIMIT and "\n" not in self.body:
@@ -270,7 +272,7 @@ def timeline_lines(trace: Trace, width: int, palette: Palette = plain_palette) -
     lines = []
     for row in rows:
         span = row.span
-        label = ("  " * min(row.depth, 10) + safe_text(span.name))[:label_width].ljust(label_width)
+        label = ("  " * min(row.depth, 10) + safe_text(span.name[:label_width]))[:label_width].ljust(label_width)
         left, length = bar_extent(span.start_ns, span.end_ns, trace.start_ns, trace.end_ns, bar_width)
         text = Text(label + " ")
         text.append((" " * left + "█" * length).ljust(bar_width), style=palette("error" if span.is_error else "bar"))

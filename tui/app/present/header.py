@@ -6,6 +6,7 @@ theme's styles.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 #: Every tone a header part may take.
@@ -64,6 +65,22 @@ def header_parts(listening: list[tuple[str, str]], counts: Counts, view: ViewSta
     return parts
 
 
+def exposed(listening: list[tuple[str, str]]) -> bool:
+    """Whether a receiver listens beyond this machine (anything but a loopback address): never let that
+    scroll out of sight, as a warning printed before the screen took over would."""
+    for _, address in listening:
+        host = address.rsplit(":", 1)[0].strip("[]")
+        if host == "localhost":
+            continue
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                continue
+        except ValueError:
+            pass  # a host name: it resolves to a real interface
+        return True
+    return False
+
+
 def _length(sections: list[Section]) -> int:
     return sum(len(text) for _, section in sections for text, _ in section) + len(SEPARATOR[0]) * (len(sections) - 1)
 
@@ -96,7 +113,9 @@ def _sections(listening: list[tuple[str, str]], counts: Counts, view: ViewState)
         if error:
             forward.append((f" ({error[:60]})", "error"))
         sections.append((6 if lost or error else 4, forward))
-    state: list[Part] = [("OVERLOADED", "overloaded"), ("  ", "")] if view.overloaded else []
+    state: list[Part] = [("OPEN TO THE NETWORK", "overloaded"), ("  ", "")] if exposed(listening) else []
+    if view.overloaded:
+        state += [("OVERLOADED", "overloaded"), ("  ", "")]
     if view.paused:
         plural = "" if counts.waiting == 1 else "s"
         state.append((f"PAUSED · {counts.waiting:,} span{plural} waiting", "paused"))

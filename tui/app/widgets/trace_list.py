@@ -38,6 +38,12 @@ _BOLD = Style(bold=True)
 _PLAIN = Style()
 
 
+def shown(text: str, cells: int) -> str:
+    """Untrusted ``text`` made safe, cut first to what ``cells`` can show: a 100 KB span name must cost
+    what one row shows, not its length."""
+    return safe_text(text[: cells + 1])
+
+
 class TraceList(ScrollView, can_focus=True):
     """Traces newest first; Enter or → expands a trace into its span hierarchy."""
 
@@ -355,16 +361,17 @@ class TraceList(ScrollView, can_focus=True):
         service_width = min(16, flexible // 3) if flexible >= 30 else 0
         model_width = min(20, flexible // 3) if summary.model and flexible >= 40 else 0
         name_width = max(0, flexible - service_width - model_width - 2)
-        name = safe_text(trace.name) if trace.has_root else f"{safe_text(trace.name)} (no root yet)"
+        name = shown(trace.name, width) if trace.has_root else f"{shown(trace.name, width)} (no root yet)"
+        service = set_cell_size(shown(trace.service_name, service_width), service_width) + " " if service_width else ""
         segments = [
             Segment("▾ " if expanded else "▸ ", dim),
             Segment("✖ " if trace.has_error else "  ", self._style("error")),
-            Segment(set_cell_size(safe_text(trace.service_name), service_width) + " " if service_width else "",
-                    self._style("service")),
+            Segment(service, self._style("service")),
             Segment(set_cell_size(name, name_width) + " ", _BOLD if trace.has_root else self._style("warning")),
         ]
         if model_width:
-            segments.append(Segment(set_cell_size(safe_text(summary.model), model_width), self._style("model")))
+            model = set_cell_size(shown(summary.model, model_width), model_width)
+            segments.append(Segment(model, self._style("model")))
         segments.append(Segment(right, dim))
         return segments
 
@@ -383,7 +390,7 @@ class TraceList(ScrollView, can_focus=True):
         bar = "·" * left + "█" * length + "·" * (BAR_WIDTH - left - length)
         error = "✖ " if span.is_error else ""
         guide = "  " + row.guide
-        service = f"{safe_text(span.resource.service_name)}: " if self._several_services(trace) else ""
+        service = f"{shown(span.resource.service_name, 20)}: " if self._several_services(trace) else ""
         fixed = cell_len(guide) + cell_len(marker) + cell_len(error) + len(duration) + BAR_WIDTH + 1
         name_width = max(0, width - fixed - min(cell_len(service), 20))
         return [
@@ -391,7 +398,7 @@ class TraceList(ScrollView, can_focus=True):
             Segment(marker, self._style("warning")),
             Segment(error, self._style("error")),
             Segment(set_cell_size(service, min(cell_len(service), 20)), self._style("service")),
-            Segment(set_cell_size(safe_text(span.name) or "(unnamed)", name_width), _PLAIN),
+            Segment(set_cell_size(shown(span.name, name_width) or "(unnamed)", name_width), _PLAIN),
             Segment(duration, dim),
             Segment(bar + " ", self._style("error") if span.is_error else self._style("bar")),
         ]
