@@ -3,10 +3,16 @@
 aiohttp's own request decompression is switched off: it inflates a whole chunk at once, so a
 small gzip bomb could still allocate a lot. Bodies are read with a byte cap, then inflated here with
 ``zlib``'s ``max_length`` so the decompressed size is capped too.
+
+Connections are accepted by a :class:`~tui.receiver.connections.ConnectionGuard`, not by aiohttp's
+own site: it caps how many are open, closes idle ones and ones whose headers never finish, and
+survives running out of file descriptors. The handler bounds the body read; stopping closes every
+connection within :data:`~tui.receiver.connections.SHUTDOWN_GRACE_SECONDS` or so, whatever clients do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import zlib
@@ -16,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
@@ -23,6 +30,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from tui.receiver.connections import ConnectionGuard, ConnectionLimits
 from tui.receiver.decode import (
     BadRequest,
     ExportLogsServiceRequest,
@@ -39,6 +47,7 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _CONTENT_TYPES = {PROTOBUF: PROTOBUF, "application/protobuf": PROTOBUF, JSON: JSON}
 _GRPC_INVALID_ARGUMENT = 3
+_GRPC_DEADLINE_EXCEEDED = 4
 _GRPC_NOT_FOUND = 5
 _GRPC_RESOURCE_EXHAUSTED = 8
 _GRPC_UNIMPLEMENTED = 12
@@ -103,12 +112,15 @@ class OtlpHttpReceiver:
     """Serves OTLP/HTTP (protobuf and JSON) on an aiohttp server sharing the app's event loop."""
 
     def __init__(self, ingest: Ingest, host: str, port: int, max_body_bytes: int,
-                 security: Security | None = None) -> None:
+                 security: Security | None = None, limits: ConnectionLimits | None = None) -> None:
         self.ingest = ingest
         self.security = security or Security()
         self.host = host
         self.port = port
         self.max_body_bytes = max_body_bytes
+        self._limits = limits or ConnectionLimits()
+        #: Accepts and bounds the connections; its ``stats`` count what happened to them. None until started.
+        self.connections: ConnectionGuard | None = None
         self._runner: web.AppRunner | None = None
         self._signals = {
             "/v1/traces": _Signal("traces", ExportTraceServiceRequest, ExportTraceServiceResponse, ingest.traces,
@@ -118,8 +130,29 @@ class OtlpHttpReceiver:
                                    ingest.metrics, None),
         }
 
+    @property
+    def limits(self) -> ConnectionLimits:
+        """Connection cap and timeouts. New limits set on a running receiver apply to what happens from
+        then on (aiohttp's own keep-alive and shutdown backstops keep the values it started with)."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: ConnectionLimits) -> None:
+        self._limits = limits
+        if self.connections is not None:
+            self.connections.limits = limits
+
     def application(self) -> web.Application:
-        app = web.Application()
+        @web.middleware
+        async def busy_while_handled(request: web.Request, handler: Handler) -> web.StreamResponse:
+            """Tells the connection guard a request is being handled: no idle or header deadline meanwhile."""
+            guard = self.connections
+            if guard is None:
+                return await handler(request)
+            with guard.serving(request.protocol, request.content.is_eof):
+                return await handler(request)
+
+        app = web.Application(middlewares=[busy_while_handled])
         for path in self._signals:
             app.router.add_route("*", path, self._handle)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
@@ -130,25 +163,33 @@ class OtlpHttpReceiver:
         server_log = logging.getLogger("aiohttp.server")
         if _QUIET_CLIENT_FAULTS not in server_log.filters:
             server_log.addFilter(_QUIET_CLIENT_FAULTS)
-        runner = web.AppRunner(self.application(), auto_decompress=False, access_log=None, handle_signals=False)
+        ssl_context = self.security.ssl_context()
+        limits = self.limits
+        # aiohttp's own keep-alive timeout backs the guard's idle timeout up; its shutdown timeout bounds
+        # the wait for handlers still running after the guard has closed their connections.
+        runner = web.AppRunner(self.application(), auto_decompress=False, access_log=None, handle_signals=False,
+                               keepalive_timeout=limits.idle_timeout, shutdown_timeout=limits.shutdown_grace)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.security.ssl_context())
+        assert runner.server is not None  # set by setup()
+        guard = ConnectionGuard(runner.server, limits, lambda reason: self.ingest.bad_request("http", reason))
         try:
-            await site.start()
+            self.port = await guard.listen(self.host, self.port, ssl_context)
         except OSError as exc:
             await runner.cleanup()
             reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
             raise PortUnavailable("HTTP", self.host, self.port, reason) from None
-        self._runner = runner
-        addresses = runner.addresses  # the bound sockets' names: (host, port) or (host, port, flow, scope)
-        if self.port == 0 and addresses:
-            self.port = addresses[0][1]
+        self._runner, self.connections = runner, guard
         return self.port
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        """Stop accepting and close every connection: requests in progress get ``limits.shutdown_grace``
+        seconds to finish, then their connections are closed too, so this returns in about that long
+        whatever clients do (a body that never ends, a client that never reads)."""
+        runner, self._runner = self._runner, None
+        if self.connections is not None:
+            await self.connections.close(self.limits.shutdown_grace)
+        if runner is not None:
+            await runner.cleanup()
 
     async def _not_found(self, request: web.Request) -> web.Response:
         self.ingest.bad_request("http", "404 unknown path")
@@ -183,11 +224,20 @@ class OtlpHttpReceiver:
         busy = self.ingest.admit("http", signal.name)
         if busy is not None:
             return _busy_response(busy, content_type)
+        body_timeout = self.limits.body_timeout
         try:
-            body = inflate(await self._read_capped(request), request.headers.get("Content-Encoding", ""),
-                           self.max_body_bytes)
+            raw = await asyncio.wait_for(self._read_capped(request), body_timeout)
+            body = inflate(raw, request.headers.get("Content-Encoding", ""), self.max_body_bytes)
             parse = parse_json if content_type == JSON else parse_protobuf
             message = parse(signal.request_type, body)
+        except asyncio.TimeoutError:
+            # A body sent slowly (or stopped halfway) would hold the connection and this handler for as long
+            # as the client likes. The exporter has given up on it long before (its own timeout is 10 s).
+            self.ingest.bad_request("http", f"408 body not complete within {body_timeout:g} s")
+            response = _status_response(408, _GRPC_DEADLINE_EXCEEDED,
+                                        f"the request body did not arrive within {body_timeout:g} s", content_type)
+            response.force_close()
+            return response
         except _TooLarge as exc:
             self.ingest.bad_request("http", "413 too large")
             return _status_response(413, _GRPC_RESOURCE_EXHAUSTED, str(exc), content_type)

@@ -51,8 +51,15 @@ class Security:
         return self.tls_key.read_bytes(), self.tls_cert.read_bytes()
 
     def authorized(self, authorization: str | None) -> bool:
-        """True when no token is required, or the ``Authorization`` value is ``Bearer <token>``."""
+        """True when no token is required, or the ``Authorization`` value is ``Bearer <token>``.
+
+        The scheme is case-insensitive (RFC 7235: ``bearer``, ``BEARER`` are ``Bearer``); the token is
+        compared in constant time, and compared even when the scheme is wrong.
+        """
         if self.auth_token is None:
             return True
-        expected = f"Bearer {self.auth_token}".encode()
-        return authorization is not None and hmac.compare_digest(authorization.strip().encode(), expected)
+        if authorization is None:
+            return False
+        scheme, _, credentials = authorization.strip().partition(" ")
+        token_matches = hmac.compare_digest(credentials.strip().encode(), self.auth_token.encode())
+        return token_matches and scheme.lower() == "bearer"

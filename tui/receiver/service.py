@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tui.model.store import TraceStore
+from tui.receiver.connections import raise_open_files_limit
 from tui.receiver.files import RequestRecorder
 from tui.receiver.forward import Forwarder
 from tui.receiver.grpc_server import OtlpGrpcReceiver
@@ -72,6 +73,7 @@ class OtlpReceivers:
 
     async def start(self) -> None:
         """Start every enabled receiver; if one cannot bind, stop the others and re-raise."""
+        raise_open_files_limit()  # each connection is a descriptor, and the soft limit is often 1,024
         try:
             if self.grpc:
                 await self.grpc.start()
