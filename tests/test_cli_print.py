@@ -1,4 +1,8 @@
-"""The real command in a subprocess: --print output, --json, a busy port, a public host warning, Ctrl+C."""
+"""The real command in a subprocess: --print output, --json, a busy port, a public host warning, Ctrl+C.
+
+Every child starts through ``support.processes``: SIGINT at its default even when the test run itself
+inherited it ignored, and killed at the end of its test whatever happened.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,28 +21,22 @@ from contextlib import contextmanager
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from support.otlp_bodies import CHILD_ID, ROOT_ID, TRACE_ID, protobuf_request
-
-COMMAND = [sys.executable, "-m", "tui"]
+from support.processes import COMMAND, run, sigint_ignored, started
 
 
 @contextmanager
-def printing(*flags: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def printing(*flags: str, **popen) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """Start ``ollama-tui --print`` on free ports; yield the process and its HTTP port.
 
     The gRPC port is in ``proc.grpc_port`` (read from the same banner line).
     """
-    proc = subprocess.Popen([*COMMAND, "--print", "--grpc-port", "0", "--http-port", "0", *flags],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with started([*COMMAND, "--print", "--grpc-port", "0", "--http-port", "0", *flags],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen) as proc:
         banner = proc.stderr.readline()
         match = re.search(r"grpc 127\.0\.0\.1:(\d+) · http 127\.0\.0\.1:(\d+)", banner)
         assert match, banner
         proc.grpc_port = int(match.group(1))  # type: ignore[attr-defined]
         yield proc, int(match.group(2))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def post(port: int, body: bytes) -> int:
@@ -100,8 +99,7 @@ def test_busy_port_is_one_line_naming_the_flag() -> None:
         port = taken.getsockname()[1]
         for flag in ("--http-port", "--grpc-port"):
             other = "--grpc-port" if flag == "--http-port" else "--http-port"
-            result = subprocess.run([*COMMAND, "--print", flag, str(port), other, "0"],
-                                    capture_output=True, text=True, timeout=30)
+            result = run([*COMMAND, "--print", flag, str(port), other, "0"], capture_output=True, text=True)
             assert result.returncode == 2
             assert result.stdout == ""
             lines = result.stderr.strip().splitlines()
@@ -110,18 +108,18 @@ def test_busy_port_is_one_line_naming_the_flag() -> None:
 
 
 def test_bad_flags_are_usage_errors() -> None:
-    result = subprocess.run([*COMMAND, "--json"], capture_output=True, text=True, timeout=30)
+    result = run([*COMMAND, "--json"], capture_output=True, text=True)
     assert result.returncode == 2 and "--json only applies with --print" in result.stderr
-    result = subprocess.run([*COMMAND, "--grpc-port", "70000"], capture_output=True, text=True, timeout=30)
+    result = run([*COMMAND, "--grpc-port", "70000"], capture_output=True, text=True)
     assert result.returncode == 2 and "not a port number" in result.stderr
 
 
 def test_public_host_prints_a_warning() -> None:
-    proc = subprocess.Popen([*COMMAND, "--print", "--host", "0.0.0.0", "--grpc-port", "0", "--http-port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    warning = proc.stderr.readline()
-    proc.send_signal(signal.SIGINT)  # during start-up's imports, or once listening: either way a quiet end
-    _, rest = proc.communicate(timeout=15)
+    with started([*COMMAND, "--print", "--host", "0.0.0.0", "--grpc-port", "0", "--http-port", "0"],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        warning = proc.stderr.readline()
+        proc.send_signal(signal.SIGINT)  # during start-up's imports, or once listening: either way a quiet end
+        _, rest = proc.communicate(timeout=15)
     assert "warning: listening on 0.0.0.0" in warning and "anyone" in warning
     assert proc.returncode in INTERRUPTED and "Traceback" not in rest and "Exception ignored" not in rest, rest
 
@@ -156,24 +154,33 @@ sys.exit(tui.cli.main(["--print", "--grpc-port", "0", "--http-port", "0"]))
 def test_ctrl_c_that_python_swallows_during_start_up_still_ends_the_command() -> None:
     # Before the fix, this run printed "Exception ignored ... KeyboardInterrupt", started listening and
     # waited for a second Ctrl+C.
-    result = subprocess.run([sys.executable, "-c", SWALLOWED_INTERRUPT], capture_output=True, text=True,
-                            timeout=30)
+    result = run([sys.executable, "-c", SWALLOWED_INTERRUPT], capture_output=True, text=True)
     assert result.returncode in INTERRUPTED, result.stderr
     assert "receiving OTLP" not in result.stderr
     assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
 def test_ctrl_c_while_reading_standard_input_ends_the_command() -> None:
-    proc = subprocess.Popen([*COMMAND, "--print", "--host", "0.0.0.0", "--grpc-port", "0", "--http-port", "0",
-                             "--load", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
+    with started([*COMMAND, "--print", "--host", "0.0.0.0", "--grpc-port", "0", "--http-port", "0", "--load", "-"],
+                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         proc.stderr.readline()  # the public-host warning: next it reads standard input, which never ends
         proc.send_signal(signal.SIGINT)
         _, rest = proc.communicate(timeout=15)
-    finally:
-        proc.kill()
     assert proc.returncode in INTERRUPTED and "Traceback" not in rest, rest
+
+
+def test_sigint_ignored_at_start_stays_ignored_and_sigterm_ends_it() -> None:
+    """Started as a shell script's background job (SIGINT ignored), the program keeps ignoring SIGINT, as
+    Python does, rather than obeying it once running; SIGTERM ends it the clean way."""
+    with printing(preexec_fn=sigint_ignored) as (proc, port):
+        assert post(port, protobuf_request().SerializeToString()) == 200
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0 and "2 spans accepted" in err and "Traceback" not in err, err
+    assert out.startswith(f"trace {TRACE_ID}  js-app  GET /chat")
 
 
 APP = """
@@ -196,7 +203,7 @@ def test_an_app_configured_only_by_otel_env_vars_shows_up() -> None:
         for module, endpoint in (("http", f"http://127.0.0.1:{http_port}"),
                                  ("grpc", f"http://127.0.0.1:{proc.grpc_port}")):  # type: ignore[attr-defined]
             env = {**os.environ, "OTEL_SERVICE_NAME": f"env-app-{module}", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
-            subprocess.run([sys.executable, "-c", APP.format(module=module)], env=env, check=True, timeout=60)
+            run([sys.executable, "-c", APP.format(module=module)], env=env, check=True, timeout=60)
         out, _ = stop(proc)
     lines = out.splitlines()
     assert len(lines) == 6, out

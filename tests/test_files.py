@@ -5,10 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,9 +14,10 @@ from support.otlp_bodies import protobuf_request, span_fields
 from support.receivers import export, make_exporter, running_receivers
 from support.sdk_spans import nested_trace, record
 from tui.model.otlp_json import request_json
+from tui.model.span import Span, SpanKind, StatusCode
 from tui.receiver import ReceiverConfig
 from tui.receiver.decode import spans_from_request
-from tui.receiver.files import UnreadableFile, load_into, read_requests
+from tui.receiver.files import LoadResult, SourceReport, UnreadableFile, load_into, read_requests
 
 
 def _spans(name: str, data: bytes) -> list:
@@ -69,11 +66,118 @@ def test_console_span_exporter_output_loads() -> None:
     assert abs(spans["root"].start_ns - root.start_time) < 1000  # the console prints microseconds
 
 
-def test_unreadable_files_say_why() -> None:
-    with pytest.raises(UnreadableFile, match=r"x\.json: a JSON object that is neither"):
-        list(read_requests("x.json", b'{"hello": 1}'))
-    with pytest.raises(UnreadableFile, match=r"x\.bin: neither OTLP JSON nor an OTLP protobuf"):
+FIXTURES = Path(__file__).parent / "fixtures"
+MIXED = (FIXTURES / "python_console_mixed.txt").read_bytes()
+
+
+def _read(name: str, data: bytes) -> tuple[dict[str, Span], SourceReport]:
+    report = SourceReport(name)
+    spans = {s.name: s for request in read_requests(name, data, report) for s in spans_from_request(request).spans}
+    return spans, report
+
+
+def test_recorded_console_output_mixed_with_prints_gives_every_span_whole() -> None:
+    """python_console_mixed.txt: the real Python SDK's output between a program's prints, log lines, a JSON
+    log line, a printed dict and a line opening a brace (see tests/fixtures/record_python_console.py)."""
+    spans, report = _read("app.log", MIXED)
+    assert (report.spans, report.other_lines, report.node_spans) == (3, 8, 0)
+    root, chat, save = spans["handle request"], spans["chat llama3.2"], spans["save result"]
+    assert {s.trace_id for s in spans.values()} == {"02469659b01b3ed3a6df5418a60664a7"}
+    assert (root.span_id, root.parent_span_id, root.kind) == ("175331a92587ab0c", "", SpanKind.SERVER)
+    assert chat.parent_span_id == save.parent_span_id == root.span_id and chat.kind is SpanKind.CLIENT
+    assert root.start_ns == 1796174662767454000 and root.end_ns == 1796174662769216000
+    assert dict(chat.attributes) == {
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": "llama3.2", "gen_ai.usage.input_tokens": 12,
+        "gen_ai.usage.output_tokens": 34, "gen_ai.request.temperature": 0.7,
+        "gen_ai.response.finish_reasons": ("stop",), "app.stream": True,
+        "app.prompt": 'He said "hi"\nand left {braces} [brackets] \\ back\tslash'}
+    assert [(e.name, dict(e.attributes)) for e in chat.events] == [
+        ("gen_ai.content.prompt", {"gen_ai.prompt": "Why is the sky blue?"})]
+    assert (save.status_code, save.status_message) == (StatusCode.ERROR, "could not save")
+    assert save.events[0].name == "exception" and save.events[0].attributes["exception.type"] == "OSError"
+    assert [(link.span_id, dict(link.attributes)) for link in save.links] == [
+        (chat.span_id, {"link.reason": "follows"})]
+    assert root.resource.service_name == "console-demo"
+    assert root.resource.attributes["deployment.environment"] == "dev"
+
+
+def test_recorded_opentelemetry_instrument_output_reads_the_same() -> None:
+    spans, report = _read("app.log", (FIXTURES / "python_console_instrumented.txt").read_bytes())
+    assert set(spans) == {"handle request", "chat llama3.2", "save result"}
+    assert (report.spans, report.other_lines) == (3, 8)
+
+
+def test_a_span_torn_by_a_line_printed_into_it_is_counted_not_fatal() -> None:
+    """A print from another thread landing inside a span's JSON (the recorded output, cut open here)."""
+    text = MIXED.decode()
+    start = text.rindex("\n{\n", 0, text.index('"name": "save result"')) + 1
+    end = text.index("\n}\n", start) + 3
+    torn = text[:start] + text[start:end].replace('"attributes": {},', '"attributes": {},\nworker 2 done') + text[end:]
+    spans, report = _read("app.log", torn.encode())
+    assert set(spans) == {"handle request", "chat llama3.2"}
+    assert report.other_lines == 8 + text.count("\n", start, end) + 1  # its lines, and the intruder
+
+
+def test_text_with_a_control_byte_or_a_legacy_encoding_is_still_text() -> None:
+    for noise in (b"progress \x08\x08 done\n", b"caf\xe9 ouvert\n"):
+        spans, report = _read("app.log", noise + MIXED)
+        assert len(spans) == 3 and report.other_lines == 9, noise
+
+
+def test_a_console_span_that_parses_but_is_wrong_names_its_line() -> None:
+    broken = MIXED.replace(b'"span_id": "0x54343e1d7f83ac8d"', b'"span_id": "0xnothex"')
+    line = MIXED[:MIXED.index(b'"name": "save result"')].count(b"\n") + 1
+    with pytest.raises(UnreadableFile, match=rf"^app\.log line {line - 1}: a console-exporter span that cannot be "):
+        _read("app.log", broken)
+
+
+def test_no_spans_is_a_warning_naming_the_fix() -> None:
+    _, report = _read("app.log", (FIXTURES / "python_console_no_sdk.txt").read_bytes())
+    assert (report.spans, report.other_lines) == (0, 8)
+    assert report.warning() == (
+        "app.log: no spans among its 8 lines — a program run with OTEL_TRACES_EXPORTER=console prints spans only "
+        "once an OpenTelemetry SDK is set up: run it under opentelemetry-instrument (pip install "
+        "opentelemetry-distro), or point it at ollama-tui over OTLP")
+    assert SourceReport("empty.txt").warning() == (
+        "empty.txt: no spans — a program run with OTEL_TRACES_EXPORTER=console prints spans only once an "
+        "OpenTelemetry SDK is set up: run it under opentelemetry-instrument (pip install opentelemetry-distro), "
+        "or point it at ollama-tui over OTLP")
+    _, report = _read("x.json", b'{"hello": 1}\n[1, 2]\n')
+    assert (report.spans, report.other_lines) == (0, 2)
+
+
+def test_node_console_output_is_recognised_and_not_half_read() -> None:
+    """node_console_mixed.txt, recorded from the real Node SDK (tests/fixtures/record_node_console.js),
+    holds "[Array]" and "... 50 more characters" where values were: reading it would lose them silently."""
+    data = (FIXTURES / "node_console_mixed.txt").read_bytes()
+    assert b"[Array]" in data and b"... 50 more characters" in data
+    spans, report = _read("node.log", data)
+    assert spans == {} and report.node_spans == 3
+    assert report.warning() == (
+        "node.log: this looks like the Node SDK's console output (3 spans), which cuts long strings and nested "
+        "values, so it is not read (only the Python SDK's console format is): send the spans to ollama-tui over "
+        "OTLP instead, with @opentelemetry/exporter-trace-otlp-http (see the README's Node recipe)")
+
+
+def test_load_result_says_what_each_source_held() -> None:
+    one = SourceReport("app.log", spans=412, other_lines=37)
+    assert LoadResult([one]).summary() == "Loaded 412 spans from app.log; 37 lines were not spans"
+    assert LoadResult([SourceReport("a", spans=1, other_lines=1)]).summary() == (
+        "Loaded 1 span from a; 1 line was not a span")
+    assert LoadResult([SourceReport("t.jsonl", spans=2)]).summary() == "Loaded 2 spans from t.jsonl"
+    both = LoadResult([one, SourceReport("more.pb.gz", spans=4000)])
+    assert both.spans == 4412 and both.warnings() == []
+    assert both.summary() == "Loaded 4,412 spans: 412 from app.log (37 lines were not spans), 4,000 from more.pb.gz"
+    assert LoadResult([one, SourceReport("none.txt", other_lines=3)]).warnings() == [
+        SourceReport("none.txt", other_lines=3).warning()]
+
+
+def test_corrupt_files_say_why_in_one_line() -> None:
+    with pytest.raises(UnreadableFile, match=r"^x\.bin: neither OTLP JSON, OTLP protobuf nor console-exporter "
+                                             r"output \(as protobuf: .*Wire format was corrupt\)$"):
         list(read_requests("x.bin", b"\xff\xff\xff\xff"))
+    with pytest.raises(UnreadableFile, match=r"^x\.gz: gzip-compressed, but cannot be decompressed: "):
+        list(read_requests("x.gz", gzip.compress(b'{"resourceSpans": []}')[:-4]))
 
 
 async def test_save_then_load_round_trip_gives_identical_spans(tmp_path: Path) -> None:
@@ -93,32 +197,7 @@ async def test_save_then_load_round_trip_gives_identical_spans(tmp_path: Path) -
     assert recorder.requests_written == 2 and len(path.read_text().splitlines()) == 2
 
     async with running_receivers(pumping=True) as again:
-        assert await load_into(again.receivers.ingest, [(str(path), path.read_bytes())]) == 8
+        assert (await load_into(again.receivers.ingest, [(str(path), path.read_bytes())])).spans == 8
         await again.wait_for_spans(8)
         loaded = sorted(span_fields(s) for t in again.store for s in t.spans.values())
     assert loaded == received
-
-
-def test_print_mode_loads_files_and_stdin(tmp_path: Path) -> None:
-    path = tmp_path / "one.jsonl"
-    path.write_text(json.dumps(request_json(spans_from_request(protobuf_request()).spans)) + "\n")
-    proc = subprocess.Popen([sys.executable, "-m", "tui", "--print", "--grpc-port", "0", "--http-port", "0",
-                             "--load", str(path), "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    assert proc.stdin is not None and proc.stderr is not None
-    proc.stdin.write(gzip.compress(path.read_bytes()))  # the same trace again, gzipped, on stdin
-    proc.stdin.close()
-    proc.stderr.readline()  # the banner: receivers are up and the files are being loaded
-    time.sleep(1.5)  # printed once the trace has been quiet for half a second
-    proc.send_signal(signal.SIGINT)
-    proc.stdin = None  # already closed: communicate() must not flush it
-    out, err = proc.communicate(timeout=15)
-    assert out.decode().startswith("trace 5b8efff798038103d269b633813fc60c  js-app  GET /chat")
-    assert "4 spans accepted" in err.decode()
-
-
-def test_missing_load_file_is_one_line() -> None:
-    result = subprocess.run([sys.executable, "-m", "tui", "--print", "--load", "/nonexistent/file.jsonl"],
-                            capture_output=True, text=True, timeout=30)
-    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
-        "ollama-tui: --load /nonexistent/file.jsonl: No such file or directory"]

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from itertools import pairwise
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support.host import free_port, rss_bytes
+from support.processes import COMMAND, started
 from support.sdk_spans import nested_trace, record
 from tui.app.app import OllamaTuiApp
 from tui.gc_policy import IDLE_SECONDS, release_free_memory, tune_gc
@@ -237,9 +239,10 @@ async def test_overload_back_pressure_bounded_memory_steady_screen() -> None:
 
 # --- restarts ---------------------------------------------------------------------------------------
 
-def _start_print(port_args: list[str]) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tui", "--print", *port_args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+def _start_print(stack: ExitStack, port_args: list[str]) -> subprocess.Popen[str]:
+    """``ollama-tui --print`` listening, ended with ``stack`` however the test ends (see support.processes)."""
+    proc = stack.enter_context(started([*COMMAND, "--print", *port_args], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE, text=True))
     assert proc.stderr is not None
     proc.stderr.readline()  # the banner: listening
     return proc
@@ -249,20 +252,20 @@ def test_ctrl_c_during_a_flood_and_exporters_reconnecting_after_a_restart() -> N
     grpc_port, http_port = free_port(), free_port()
     ports = ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
     flood = {"grpc": (grpc_port, 4), "http": (http_port, 16)}  # (port, exporters) per transport
-    proc = _start_print(ports)
-    # Both transports: HTTP requests cut off mid-body by the shutdown once printed a traceback each.
-    loads = [subprocess.Popen([sys.executable, str(LOAD), "--transport", transport, "--port", str(port),
-                               "--concurrency", str(exporters), "--seconds", "30"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-             for transport, (port, exporters) in flood.items()]
-    time.sleep(5)
-    started = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    stop_seconds = time.monotonic() - started
-    for load in loads:
-        load.kill()
-        load.wait()
+    with ExitStack() as stack:
+        proc = _start_print(stack, ports)
+        # Both transports: HTTP requests cut off mid-body by the shutdown once printed a traceback each.
+        loads = [stack.enter_context(started([sys.executable, str(LOAD), "--transport", transport, "--port",
+                                              str(port), "--concurrency", str(exporters), "--seconds", "30"],
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                 for transport, (port, exporters) in flood.items()]
+        time.sleep(5)
+        started_at = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        stop_seconds = time.monotonic() - started_at
+        for load in loads:
+            load.kill()
     assert proc.returncode == 0 and "spans accepted" in err
     assert "Traceback" not in err and "Error handling request" not in err, err[-2000:]
 
@@ -272,10 +275,11 @@ def test_ctrl_c_during_a_flood_and_exporters_reconnecting_after_a_restart() -> N
     exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True, timeout=10)
     results = []
     for _ in range(2):
-        proc = _start_print(ports)
-        results.append(exporter.export(record(nested_trace)).name)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        with ExitStack() as stack:
+            proc = _start_print(stack, ports)
+            results.append(exporter.export(record(nested_trace)).name)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
         assert "4 spans accepted" in err
     exporter.shutdown()
     assert results == ["SUCCESS", "SUCCESS"]

@@ -3,6 +3,8 @@ decoded by the receiver's own decoder): no sockets, so each journey costs what t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from support.app import FIXED_NOW, SIZE, cursor_text, detail_texts, screen_text, trace_list_lines, wait_until
@@ -12,6 +14,7 @@ from tui.app.app import OllamaTuiApp
 from tui.app.screens.confirm import ConfirmQuit, ConfirmScreen
 from tui.app.screens.help import HelpScreen
 from tui.app.screens.value import ValueScreen
+from tui.app.textual_compat import notification_texts
 from tui.model.span import Resource, Span
 from tui.receiver import OtlpReceivers, ReceiverConfig
 
@@ -394,3 +397,29 @@ async def test_q_quits_at_once_with_nothing_held_or_when_told_not_to_ask() -> No
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("q")
             assert app.return_code == 0
+
+
+# --- --load ---------------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+async def test_loaded_console_output_reports_what_was_not_a_span() -> None:
+    name = "python_console_mixed.txt"
+    app = OllamaTuiApp(OtlpReceivers(ReceiverConfig()), demo_store(max_spans=1_000), clock=lambda: FIXED_NOW,
+                       load=[(name, (FIXTURES / name).read_bytes())])
+    app.services.store.clear()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: notification_texts(app))
+        (loaded,) = notification_texts(app)
+        assert loaded.startswith("Loaded ") and "from python_console_mixed.txt; " in loaded and "not span" in loaded
+
+
+async def test_a_load_with_no_span_says_why_on_screen() -> None:
+    app = OllamaTuiApp(OtlpReceivers(ReceiverConfig()), demo_store(max_spans=1_000), clock=lambda: FIXED_NOW,
+                       load=[("app.log", b"starting\napp done\n")])
+    app.services.store.clear()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: len(notification_texts(app)) == 2)
+        warning = notification_texts(app)[1]
+        assert warning.startswith("Nothing to show: app.log: no spans") and "opentelemetry-instrument" in warning

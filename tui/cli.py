@@ -22,6 +22,10 @@ DEFAULT_MAX_SPANS = 500_000
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl+C
 _PORT_FLAGS = {"gRPC": "--grpc-port", "HTTP": "--http-port"}
+#: The receivers' flags, all defaulting to None or False so that naming one on the command line is seen;
+#: the real defaults are filled in by :func:`_listen_defaults`. With ``--print --load`` any of them keeps
+#: the receivers running after the files, as without ``--load``.
+_LISTENING = ("host", "grpc_port", "http_port", "no_grpc", "no_http", "tls_cert", "tls_key", "auth_token")
 
 
 def _port(text: str) -> int:
@@ -59,13 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     net = parser.add_argument_group("receivers")
-    net.add_argument("--host", default="127.0.0.1",
-                     help="address both receivers listen on (default: %(default)s, this machine only)")
-    net.add_argument("--grpc-port", type=_port, default=4317, metavar="PORT",
-                     help="OTLP/gRPC port (default: %(default)s; 0 picks a free port)")
-    net.add_argument("--http-port", type=_port, default=4318, metavar="PORT",
-                     help="OTLP/HTTP port for /v1/traces, /v1/logs, /v1/metrics "
-                          "(default: %(default)s; 0 picks a free port)")
+    net.add_argument("--host", help="address both receivers listen on (default: 127.0.0.1, this machine only)")
+    net.add_argument("--grpc-port", type=_port, metavar="PORT",
+                     help="OTLP/gRPC port (default: 4317; 0 picks a free port)")
+    net.add_argument("--http-port", type=_port, metavar="PORT",
+                     help="OTLP/HTTP port for /v1/traces, /v1/logs, /v1/metrics (default: 4318; 0 picks a free port)")
     net.add_argument("--no-grpc", action="store_true", help="do not start the OTLP/gRPC receiver")
     net.add_argument("--no-http", action="store_true", help="do not start the OTLP/HTTP receiver")
     net.add_argument("--max-request-mib", type=_positive, default=32, metavar="MIB",
@@ -76,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--tls-cert", type=Path, metavar="PEM",
                      help="serve both receivers over TLS with this certificate (chain) file; needs --tls-key")
     net.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's private key file")
-    net.add_argument("--auth-token", metavar="TOKEN", default=os.environ.get("OLLAMA_TUI_AUTH_TOKEN"),
+    net.add_argument("--auth-token", metavar="TOKEN",
                      help="require 'Authorization: Bearer TOKEN' (gRPC metadata too) on every export "
                           "(default: $OLLAMA_TUI_AUTH_TOKEN; recommended with --host 0.0.0.0)")
     net.add_argument("--forward", action="append", default=[], metavar="URL",
@@ -86,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument("--max-spans", type=_positive, default=DEFAULT_MAX_SPANS, metavar="N",
                        help="spans kept in memory; beyond this the oldest whole traces are evicted "
                             "(default: %(default)s)")
+    parser.add_argument("--no-confirm", action="store_true",
+                        help="q quits at once, without asking first while traces are held")
     chat = parser.add_argument_group("chat pane")
     chat.add_argument("--ollama-host", metavar="URL",
                       help="Ollama's address (default: $OLLAMA_HOST, else http://127.0.0.1:11434; short forms "
@@ -96,15 +100,28 @@ def build_parser() -> argparse.ArgumentParser:
     files = parser.add_argument_group("files")
     files.add_argument("--load", nargs="+", action="extend", metavar="FILE", default=[],
                        help="open saved traces: OTLP JSON lines (Collector file exporter) or documents, OTLP "
-                            "protobuf, ConsoleSpanExporter output, .gz too; '-' reads standard input")
+                            "protobuf, the Python SDK's ConsoleSpanExporter output (mixed with other lines too), "
+                            ".gz too; '-' reads standard input. With --print, the program ends once they are "
+                            "printed, unless a receivers flag (--host, --grpc-port, ...) is given")
     files.add_argument("--save", type=Path, metavar="FILE",
                        help="append every received trace request to FILE as OTLP JSON lines (what --load reads)")
     out = parser.add_argument_group("output")
     out.add_argument("--print", dest="print_mode", action="store_true",
-                     help="no UI: print each trace as an indented tree on stdout (for CI logs and pipes)")
+                     help="no UI: print each trace as an indented tree on stdout (for CI logs and pipes); "
+                          "with --load, read the files, print them and end")
     out.add_argument("--json", action="store_true",
                      help="with --print: one OTLP/JSON span object per line, for jq")
     return parser
+
+
+def _listen_defaults(args: argparse.Namespace) -> bool:
+    """Fill in the receivers' defaults; returns whether any of their flags was on the command line."""
+    asked = any(getattr(args, dest) is not None and getattr(args, dest) is not False for dest in _LISTENING)
+    args.host = "127.0.0.1" if args.host is None else args.host
+    args.grpc_port = 4317 if args.grpc_port is None else args.grpc_port
+    args.http_port = 4318 if args.http_port is None else args.http_port
+    args.auth_token = os.environ.get("OLLAMA_TUI_AUTH_TOKEN") if args.auth_token is None else args.auth_token
+    return asked
 
 
 def receiver_config(args: argparse.Namespace):  # -> ReceiverConfig, imported lazily (see main)
@@ -196,6 +213,9 @@ def _prepare(argv: Sequence[str] | None) -> int | Callable[[], int]:
     if "-" in args.load and not args.print_mode:
         parser.error("--load - (standard input) works with --print; the app reads its keys from the terminal "
                      "(save the output to a file and --load that)")
+    # --print --load is a conversion, like cat: it ends with its input and needs no port (so it also works
+    # beside a running ollama-tui), unless receivers were asked for by name.
+    listen = _listen_defaults(args) or not (args.print_mode and args.load)
     # gRPC's C core logs bind failures to stderr itself; we report them in one line instead.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     tune_gc()
@@ -206,6 +226,8 @@ def _prepare(argv: Sequence[str] | None) -> int | Callable[[], int]:
     except ReceiverConfigError as exc:
         print(f"ollama-tui: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if not listen:
+        config.grpc_port = config.http_port = None
     if not config.is_loopback:
         advice = "" if args.auth_token else "; require a token with --auth-token"
         print(
@@ -222,7 +244,8 @@ def _prepare(argv: Sequence[str] | None) -> int | Callable[[], int]:
 
         from tui.console.run import run_print
 
-        return lambda: asyncio.run(run_print(config, max_spans=args.max_spans, as_json=args.json, load=sources))
+        return lambda: asyncio.run(run_print(config, max_spans=args.max_spans, as_json=args.json, load=sources,
+                                             listen=listen))
     from tui.app.run import run_app
     from tui.chat.host import resolve_ollama_host
 
@@ -231,7 +254,8 @@ def _prepare(argv: Sequence[str] | None) -> int | Callable[[], int]:
     except ValueError as exc:
         parser.error(f"--ollama-host: {exc}")
     model = args.model or os.environ.get("OLLAMA_MODEL") or None
-    return lambda: run_app(config, max_spans=args.max_spans, ollama_host=ollama_host, model=model, load=sources)
+    return lambda: run_app(config, max_spans=args.max_spans, ollama_host=ollama_host, model=model, load=sources,
+                           confirm_quit=not args.no_confirm)
 
 
 def _run(start: Callable[[], int]) -> int:

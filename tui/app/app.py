@@ -58,13 +58,14 @@ class OllamaTuiApp(App[int]):
     async def _load_files(self) -> None:
         from tui.receiver.files import UnreadableFile, load_into
 
-        names = ", ".join(name for name, _ in self._load)
         try:
-            spans = await load_into(self.services.receivers.ingest, self._load)
+            result = await load_into(self.services.receivers.ingest, self._load)
         except UnreadableFile as exc:
             self.notify(str(exc), title="Cannot load", severity="error", timeout=10, markup=False)
             return
-        self.notify(f"Loaded {spans:,} spans from {names}", timeout=4, markup=False)
+        self.notify(result.summary(), timeout=4, markup=False)
+        for warning in result.warnings():
+            self.notify(warning, title="Nothing to show", severity="warning", timeout=15, markup=False)
 
     async def on_unmount(self) -> None:
         if self.services.chat is not None:

@@ -9,8 +9,9 @@ from tui.receiver import OtlpReceivers, ReceiverConfig
 
 
 def run_app(config: ReceiverConfig, *, max_spans: int, ollama_host: str | None, model: str | None,
-            load: list[tuple[str, bytes]] | None = None) -> int:
-    """``ollama_host`` None turns the chat pane off; ``load`` is the ``--load`` files' (name, bytes)."""
+            load: list[tuple[str, bytes]] | None = None, confirm_quit: bool = True) -> int:
+    """``ollama_host`` None turns the chat pane off; ``load`` is the ``--load`` files' (name, bytes);
+    ``confirm_quit`` False lets ``q`` quit without asking (``--no-confirm``)."""
     from tui.app.app import OllamaTuiApp
 
     async def main() -> int:
@@ -18,7 +19,7 @@ def run_app(config: ReceiverConfig, *, max_spans: int, ollama_host: str | None, 
         await receivers.start()  # before the UI takes the terminal, so a busy port is one clean line
         try:
             app = OllamaTuiApp(receivers, TraceStore(max_spans), chat_host=ollama_host, model=model,
-                               load=load)
+                               load=load, confirm_quit=confirm_quit)
             await app.run_async()
             return app.return_code or 0
         finally:

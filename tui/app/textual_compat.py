@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual.app import App
 from textual.geometry import Size
 from textual.screen import Screen
 from textual.scroll_view import ScrollView
@@ -17,3 +18,8 @@ def resize_scroll_area_in_place(view: ScrollView, size: Size) -> None:
 def screen_lines(screen: Screen[object]) -> list[str]:
     """The screen as the terminal receives it, one string per line (for tests and screenshots)."""
     return [strip.text for strip in screen._compositor.render_strips()]
+
+
+def notification_texts(app: App[object]) -> list[str]:
+    """The messages of the notifications on screen now, titles first (for tests)."""
+    return [f"{note.title}: {note.message}" if note.title else note.message for note in app._notifications]

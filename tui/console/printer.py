@@ -1,8 +1,9 @@
 """Print received traces as indented trees (or JSON lines) — the drop-in for the console exporter.
 
 A trace is printed once its root span has arrived and it has been quiet for a moment, so its
-children arrive first and the tree reads top-down. Spans that arrive later are printed as a
-continuation of their trace rather than being lost or reprinting everything.
+children arrive first and the tree reads top-down; traces ready at the same moment are printed by
+start time, then trace id. Spans that arrive later are printed as a continuation of their trace
+rather than being lost or reprinting everything.
 """
 
 from __future__ import annotations
@@ -93,16 +94,20 @@ class TreePrinter:
             self._printed.pop(trace_id, None)
         for trace_id in changes.updated:
             self._last_change[trace_id] = now
-        for trace_id, changed_at in sorted(self._last_change.items(), key=lambda item: item[1]):
+        ready: list[Trace] = []
+        for trace_id, changed_at in list(self._last_change.items()):
             trace = self.store.get(trace_id)
             if trace is None:
                 del self._last_change[trace_id]
                 continue
             quiet = now - changed_at
-            ready = flush or (quiet >= self.quiet_seconds and trace.has_root) or quiet >= self.orphan_seconds
-            if ready:
-                self._print_trace(trace)
+            if flush or (quiet >= self.quiet_seconds and trace.has_root) or quiet >= self.orphan_seconds:
+                ready.append(trace)
                 del self._last_change[trace_id]
+        # The store reports changes as a set, whose order differs from run to run; the same input must
+        # print the same way (diffs of CI logs, tests), so traces ready together go by start, then id.
+        for trace in sorted(ready, key=lambda trace: (trace.start_ns, trace.trace_id)):
+            self._print_trace(trace)
         self.out.flush()
 
     def _print_trace(self, trace: Trace) -> None:

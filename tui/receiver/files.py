@@ -6,13 +6,17 @@ Reads what developers already have:
   exporter's format) or one JSON document;
 - OTLP protobuf, one request or length-delimited requests;
 - the OpenTelemetry Python SDK ``ConsoleSpanExporter`` output (``OTEL_TRACES_EXPORTER=console``:
-  pretty-printed JSON objects, one per span, one after another);
+  pretty-printed JSON objects, one per span), mixed with whatever else the program printed;
 - any of those gzip-compressed, from a file or standard input (``-``).
 
-Everything becomes an ``ExportTraceServiceRequest`` and goes through the receivers' own ingest,
-so loaded spans are decoded, counted and shown exactly like received ones. Writing is OTLP/JSON
-lines, which this module reads back: a round trip gives identical spans. :func:`write_line` is
-the one writer of that format, so ``--save`` and the save keys cannot drift apart.
+Text is read object by object and what is not a span is skipped and counted, since console output is
+always interleaved with a program's own prints and logs; a :class:`LoadResult` says how many spans
+each source gave and how many lines were not spans, and warns, naming the likely fix, when a source
+gave none. Everything becomes an ``ExportTraceServiceRequest`` and goes through the receivers' own
+ingest, so loaded spans are decoded, counted and shown exactly like received ones. Writing is
+OTLP/JSON lines, which this module reads back: a round trip gives identical spans.
+:func:`write_line` is the one writer of that format, so ``--save`` and the save keys cannot drift
+apart.
 """
 
 from __future__ import annotations
@@ -21,88 +25,217 @@ import asyncio
 import gzip
 import json
 import queue
+import re
 import sys
 import threading
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
-from opentelemetry.proto.trace.v1.trace_pb2 import Status as PbStatus
 
 from tui.model.otlp_json import request_json
 from tui.model.store import Trace
+from tui.receiver.console_format import ConsoleBatch, is_console_span, node_span_count
 from tui.receiver.decode import BadRequest, ExportTraceServiceRequest, parse_json, to_otlp_json
 from tui.receiver.ingest import Ingest, Outcome
 
 #: Spans per request when converting console-exporter output.
 CONSOLE_BATCH = 512
-_KINDS = {"SpanKind.INTERNAL": PbSpan.SPAN_KIND_INTERNAL, "SpanKind.SERVER": PbSpan.SPAN_KIND_SERVER,
-          "SpanKind.CLIENT": PbSpan.SPAN_KIND_CLIENT, "SpanKind.PRODUCER": PbSpan.SPAN_KIND_PRODUCER,
-          "SpanKind.CONSUMER": PbSpan.SPAN_KIND_CONSUMER}
-_STATUS = {"UNSET": PbStatus.STATUS_CODE_UNSET, "OK": PbStatus.STATUS_CODE_OK, "ERROR": PbStatus.STATUS_CODE_ERROR}
+#: C0 control bytes that text does not hold (tab, line breaks, form feed and ESC aside) and an OTLP
+#: protobuf request always does: 0x12 is the tag of every resource's scope spans.
+_BINARY = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+#: What may stand between JSON documents on a line: blanks, and the commas of a pasted list.
+_BETWEEN = re.compile(r"[ \t\r\f\v,]*")
+_NON_BLANK_LINE = re.compile(r"^[ \t\r\f\v]*[^\s]", re.MULTILINE)
+_SPAN_FIX = ("a program run with OTEL_TRACES_EXPORTER=console prints spans only once an OpenTelemetry SDK is set "
+             "up: run it under opentelemetry-instrument (pip install opentelemetry-distro), or point it at "
+             "ollama-tui over OTLP")
+_NODE_FIX = ("which cuts long strings and nested values, so it is not read (only the Python SDK's console "
+             "format is): send the spans to ollama-tui over OTLP instead, with @opentelemetry/exporter-trace-otlp-http "
+             "(see the README's Node recipe)")
 
 
 class UnreadableFile(ValueError):
-    """A file that is none of the formats above; the message names the file and what was wrong."""
+    """A source that cannot be read or is corrupt (see :func:`read_requests`); the message names the file,
+    the line when there is one, and what was wrong."""
 
 
-def read_requests(name: str, data: bytes) -> Iterator[ExportTraceServiceRequest]:
-    """Every trace request in one file's bytes (format detected from the content, not the name)."""
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    stripped = data.lstrip()
-    if stripped[:1] in (b"{", b"["):
-        yield from _json_requests(name, stripped.decode("utf-8", errors="replace"))
-    elif stripped:
-        yield from _protobuf_requests(name, data)
+@dataclass
+class SourceReport:
+    """What one ``--load`` source held; :func:`read_requests` fills it in as it reads."""
+
+    name: str
+    spans: int = 0
+    #: Non-blank lines that belonged to no span and no OTLP document: the program's own prints and logs.
+    other_lines: int = 0
+    #: Spans printed by the Node SDK's console exporter, recognised but not read (see ``console_format``).
+    node_spans: int = 0
+
+    def warning(self) -> str | None:
+        """One sentence naming the likely fix when this source gave no span or held spans that cannot be
+        read; None when all is well."""
+        if self.node_spans:
+            return (f"{self.name}: this looks like the Node SDK's console output "
+                    f"({_count(self.node_spans, 'span')}), {_NODE_FIX}")
+        if not self.spans:
+            among = f" among its {_count(self.other_lines, 'line')}" if self.other_lines else ""
+            return f"{self.name}: no spans{among} — {_SPAN_FIX}"
+        return None
 
 
-def _json_requests(name: str, text: str) -> Iterator[ExportTraceServiceRequest]:
-    decoder = json.JSONDecoder()
-    console: list[dict[str, Any]] = []
-    position = 0
-    while True:
-        while position < len(text) and text[position] in " \t\r\n,":
-            position += 1
-        if position >= len(text):
-            break
+@dataclass
+class LoadResult:
+    """What ``--load`` read: one line for the user, and a warning for each source that needs one."""
+
+    sources: list[SourceReport] = field(default_factory=list)
+
+    @property
+    def spans(self) -> int:
+        """Spans read and handed to the ingest, over every source."""
+        return sum(source.spans for source in self.sources)
+
+    def summary(self) -> str:
+        """``Loaded 412 spans from app.log; 37 lines were not spans`` (each source's counts when several)."""
+        if len(self.sources) == 1:
+            (source,) = self.sources
+            other = f"; {_not_spans(source.other_lines)}" if source.other_lines else ""
+            return f"Loaded {_count(source.spans, 'span')} from {source.name}{other}"
+        parts = [f"{source.spans:,} from {source.name}"
+                 + (f" ({_not_spans(source.other_lines)})" if source.other_lines else "") for source in self.sources]
+        return f"Loaded {_count(self.spans, 'span')}: " + ", ".join(parts)
+
+    def warnings(self) -> list[str]:
+        return [warning for source in self.sources if (warning := source.warning()) is not None]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _not_spans(lines: int) -> str:
+    return "1 line was not a span" if lines == 1 else f"{lines:,} lines were not spans"
+
+
+def read_requests(name: str, data: bytes, report: SourceReport | None = None) -> Iterator[ExportTraceServiceRequest]:
+    """Every trace request in one file's bytes (format detected from the content, not the name).
+
+    ``report``, when given, is filled in as the requests are read. Raises :class:`UnreadableFile` for a
+    file that is corrupt (a broken gzip stream, binary that is no OTLP protobuf, a span or request that
+    parses as JSON but not as a span), never for lines that are simply not spans.
+    """
+    report = report if report is not None else SourceReport(name)
+    data = _decompressed(name, data)
+    if not _BINARY.search(data):
         try:
-            document, position = decoder.raw_decode(text, position)
-        except ValueError as exc:
-            raise UnreadableFile(f"{name}: not valid JSON at character {position}: {exc}") from None
-        for item in document if isinstance(document, list) else [document]:
-            if isinstance(item, dict) and "resourceSpans" in item:
-                try:
-                    yield parse_json(ExportTraceServiceRequest, json.dumps(item).encode())
-                except BadRequest as exc:
-                    raise UnreadableFile(f"{name}: {exc}") from None
-            elif isinstance(item, dict) and "context" in item and "name" in item:
-                console.append(item)
-                if len(console) >= CONSOLE_BATCH:
-                    yield _console_request(name, console)
-                    console = []
-            elif isinstance(item, dict) and ("resourceLogs" in item or "resourceMetrics" in item):
-                continue  # a Collector file with every signal: the traces are what we show
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            yield from _counted(_text_requests(name, text, report), report)
+            return
+    try:
+        requests = _protobuf_requests(data)
+    except DecodeError as exc:  # or a log with a stray control byte or a legacy encoding: read it as text
+        yield from _counted(_text_requests(name, data.decode("utf-8", errors="replace"), report), report)
+        if not report.spans and not report.node_spans:
+            raise UnreadableFile(f"{name}: neither OTLP JSON, OTLP protobuf nor console-exporter output "
+                                 f"(as protobuf: {exc})") from None
+        return
+    yield from _counted(requests, report)
+
+
+def _decompressed(name: str, data: bytes) -> bytes:
+    if data[:2] != b"\x1f\x8b":
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UnreadableFile(f"{name}: gzip-compressed, but cannot be decompressed: {exc}") from None
+
+
+def _counted(requests: Iterable[ExportTraceServiceRequest],
+             report: SourceReport) -> Iterator[ExportTraceServiceRequest]:
+    for request in requests:
+        report.spans += sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        yield request
+
+
+def _text_requests(name: str, text: str, report: SourceReport) -> Iterator[ExportTraceServiceRequest]:
+    """Every OTLP/JSON request and console span in ``text``, whatever lines stand around them.
+
+    Each line that starts with ``{`` or ``[`` is tried as the start of a JSON document; a document that
+    is (or lists) trace requests or console spans is taken, and every other non-blank line is counted in
+    ``report.other_lines``. A span torn apart by a line printed into the middle of it is not JSON, so its
+    lines are counted there too.
+    """
+    decoder = json.JSONDecoder()
+    batch = ConsoleBatch()
+    line, line_at = 1, 0  # the line number at offset line_at, advanced as the scan moves on
+    taken_lines, last_taken = 0, 0  # lines held by spans and requests; the last such line
+    position = 0
+    while position < len(text):
+        gap = _BETWEEN.match(text, position)  # it always matches, if only the empty string
+        start = gap.end() if gap else position
+        if start < len(text) and text[start] in "{[":
+            try:
+                document, end = decoder.raw_decode(text, start)
+            except ValueError:
+                pass
             else:
-                raise UnreadableFile(f"{name}: a JSON object that is neither an OTLP trace request nor a "
-                                     "console-exporter span")
-    if console:
-        yield _console_request(name, console)
+                line, line_at = line + text.count("\n", line_at, start), start
+                held = False
+                for item in document if isinstance(document, list) else [document]:
+                    if isinstance(item, dict) and "resourceSpans" in item:
+                        yield _otlp_request(name, line, item)
+                    elif is_console_span(item):
+                        _add(name, line, batch, item)
+                        if batch.size >= CONSOLE_BATCH:
+                            yield batch.request
+                            batch = ConsoleBatch()
+                    elif not (isinstance(item, dict) and ("resourceLogs" in item or "resourceMetrics" in item)):
+                        continue  # not telemetry; a Collector file's logs and metrics are, and are not shown
+                    held = True
+                if held:
+                    last = line + text.count("\n", start, end)
+                    taken_lines += last - max(line, last_taken + 1) + 1
+                    last_taken = last
+                position = end
+                continue
+        newline = text.find("\n", start)
+        position = len(text) if newline < 0 else newline + 1
+    if batch.size:
+        yield batch.request
+    non_blank = sum(1 for _ in _NON_BLANK_LINE.finditer(text))
+    report.other_lines += non_blank - taken_lines
+    report.node_spans += node_span_count(text)
 
 
-def _protobuf_requests(name: str, data: bytes) -> Iterator[ExportTraceServiceRequest]:
+def _otlp_request(name: str, line: int, item: dict[str, Any]) -> ExportTraceServiceRequest:
+    try:
+        return parse_json(ExportTraceServiceRequest, json.dumps(item).encode())
+    except BadRequest as exc:
+        raise UnreadableFile(f"{name} line {line}: {exc}") from None
+
+
+def _add(name: str, line: int, batch: ConsoleBatch, item: dict[str, Any]) -> None:
+    try:
+        batch.add(item)
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+        raise UnreadableFile(f"{name} line {line}: a console-exporter span that cannot be read: {exc!r}") from None
+
+
+def _protobuf_requests(data: bytes) -> list[ExportTraceServiceRequest]:
+    """One request, or length-delimited requests; raises ``DecodeError`` for bytes that hold no spans."""
     delimited = _length_delimited(data)
     if delimited is not None:
-        yield from delimited
-        return
-    try:
-        yield ExportTraceServiceRequest.FromString(data)
-    except DecodeError as exc:
-        raise UnreadableFile(f"{name}: neither OTLP JSON nor an OTLP protobuf request: {exc}") from None
+        return delimited
+    request = ExportTraceServiceRequest.FromString(data)
+    if not request.resource_spans:  # unknown fields only: text or noise that happened to parse
+        raise DecodeError("no resource spans")
+    return [request]
 
 
 def _length_delimited(data: bytes) -> list[ExportTraceServiceRequest] | None:
@@ -129,108 +262,32 @@ def _length_delimited(data: bytes) -> list[ExportTraceServiceRequest] | None:
     return requests or None
 
 
-# --- ConsoleSpanExporter output ---------------------------------------------------------------------
-
-def _console_request(name: str, spans: list[dict[str, Any]]) -> ExportTraceServiceRequest:
-    request = ExportTraceServiceRequest()
-    by_resource: dict[str, Any] = {}
-    for item in spans:
-        resource = item.get("resource") or {}
-        key = json.dumps(resource.get("attributes") or {}, sort_keys=True, default=str)
-        scope_spans = by_resource.get(key)
-        if scope_spans is None:
-            resource_spans = request.resource_spans.add()
-            resource_spans.resource.attributes.extend(_key_values(resource.get("attributes") or {}))
-            scope_spans = by_resource[key] = resource_spans.scope_spans.add()
-        try:
-            scope_spans.spans.append(_console_span(item))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise UnreadableFile(f"{name}: a console-exporter span that cannot be read: {exc!r}") from None
-    return request
-
-
-def _console_span(item: dict[str, Any]) -> PbSpan:
-    context = item["context"]
-    span = PbSpan(
-        trace_id=_console_id(context["trace_id"], 16),
-        span_id=_console_id(context["span_id"], 8),
-        name=str(item["name"]),
-        kind=_KINDS.get(str(item.get("kind")), PbSpan.SPAN_KIND_UNSPECIFIED),
-        start_time_unix_nano=_iso_ns(item["start_time"]),
-        end_time_unix_nano=_iso_ns(item["end_time"]),
-    )
-    if item.get("parent_id"):
-        span.parent_span_id = _console_id(item["parent_id"], 8)
-    status = item.get("status") or {}
-    span.status.code = _STATUS.get(str(status.get("status_code", "UNSET")), PbStatus.STATUS_CODE_UNSET)
-    if status.get("description"):
-        span.status.message = str(status["description"])
-    span.attributes.extend(_key_values(item.get("attributes") or {}))
-    for event in item.get("events") or []:
-        span.events.add(name=str(event.get("name", "")), time_unix_nano=_iso_ns(event["timestamp"]),
-                        attributes=_key_values(event.get("attributes") or {}))
-    for link in item.get("links") or []:
-        link_context = link.get("context") or {}
-        span.links.add(trace_id=_console_id(link_context["trace_id"], 16),
-                       span_id=_console_id(link_context["span_id"], 8),
-                       attributes=_key_values(link.get("attributes") or {}))
-    return span
-
-
-def _console_id(value: str, size: int) -> bytes:
-    return int(str(value), 16).to_bytes(size, "big")
-
-
-def _iso_ns(value: str) -> int:
-    """The console exporter's ISO-8601 UTC times (microsecond precision) as Unix nanoseconds."""
-    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
-
-
-def _key_values(attributes: dict[str, Any]) -> list[KeyValue]:
-    return [KeyValue(key=str(key), value=_any_value(value)) for key, value in attributes.items()]
-
-
-def _any_value(value: Any) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, (list, tuple)):
-        result = AnyValue()
-        result.array_value.values.extend(_any_value(v) for v in value)
-        return result
-    if isinstance(value, dict):
-        result = AnyValue()
-        result.kvlist_value.values.extend(_key_values(value))
-        return result
-    return AnyValue(string_value=str(value))
-
-
 # --- loading into the app -----------------------------------------------------------------------------
 
 def read_source(path: str) -> tuple[str, bytes]:
     """(display name, bytes) of a file, or of standard input for ``-``."""
     if path == "-":
-        return "<stdin>", sys.stdin.buffer.read()
+        return "standard input", sys.stdin.buffer.read()
     try:
         return path, Path(path).read_bytes()
     except OSError as exc:
         raise UnreadableFile(f"{path}: {exc.strerror or exc}") from None
 
 
-async def load_into(ingest: Ingest, sources: list[tuple[str, bytes]]) -> int:
-    """Feed every file's traces through the ingest, waiting out back-pressure; returns spans offered."""
-    total = 0
+async def load_into(ingest: Ingest, sources: list[tuple[str, bytes]]) -> LoadResult:
+    """Feed every file's traces through the ingest, waiting out back-pressure; says what each source held.
+
+    Raises :class:`UnreadableFile` for a corrupt source (see :func:`read_requests`).
+    """
+    result = LoadResult()
     for name, data in sources:
-        for request in read_requests(name, data):
+        report = SourceReport(name)
+        result.sources.append(report)
+        for request in read_requests(name, data, report):
             while ingest.traces("file", request).outcome is Outcome.OVERLOADED:
                 await asyncio.sleep(0.05)  # the store is catching up; the file can wait, unlike an exporter
-            total += sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
             await asyncio.sleep(0)
-    return total
+    return result
 
 
 # --- --save and the save keys ------------------------------------------------------------------------
