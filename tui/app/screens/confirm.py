@@ -16,7 +16,9 @@ class ConfirmScreen(ModalScreen[bool]):
     ]
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
-    ConfirmScreen > Vertical { width: 60; height: auto; padding: 1 2; background: $surface; border: thick $warning; }
+    ConfirmScreen > Vertical { width: 60; max-width: 100%; height: auto; padding: 1 2; background: $surface;
+                               border: thick $warning; }
+    ConfirmScreen Label { width: 1fr; }
     """
 
     #: The keys, as the dialog names them.
