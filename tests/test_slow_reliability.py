@@ -175,13 +175,14 @@ async def test_overload_back_pressure_bounded_memory_steady_screen() -> None:
 
     try:
         async with app.run_test(size=(160, 45)) as pilot:
-            original = app._apply  # looked up on each tick, so an instance attribute wraps it
+            screen = app.traces
+            original = screen._apply  # looked up on each tick, so an instance attribute wraps it
 
             def counting_apply(changes) -> None:
                 original(changes)
                 frames.append(time.monotonic())
 
-            app._apply = counting_apply  # type: ignore[method-assign]
+            screen._apply = counting_apply  # type: ignore[method-assign]
             loads = [await asyncio.create_subprocess_exec(
                 sys.executable, str(LOAD), "--transport", transport, "--port",
                 str(receivers.grpc.port if transport == "grpc" else receivers.http.port),

@@ -1,9 +1,25 @@
-"""OTLP/gRPC receiver: ``TraceService``, ``LogsService`` and ``MetricsService`` on gRPC's threaded server.
+"""OTLP/gRPC receiver: ``TraceService``, ``LogsService`` and ``MetricsService`` on a gRPC server of its own.
 
-gRPC takes calls, reads their messages and sends answers on threads of its own; only the decision
-about each request (admit, decode, accept) runs on the event loop, as one callback. On ``grpc.aio``
-instead, new calls were taken one at a time through the loop itself: with the loop busy under an HTTP
-flood, 16 gRPC exporters got 37 requests through in 20 s while 48 HTTP exporters got 2 444.
+The server is ``grpc.aio`` on an event loop of its own, in a thread of its own (``otlp-grpc``), not on
+the app's loop. Every call is a coroutine there, so a call waiting for its request message holds no
+thread, and the app's loop never takes calls: only the decision about each request (admit, decode,
+accept) runs on it, as one callback.
+
+Both choices were measured. On ``grpc.aio`` on the app's loop, new calls were taken one at a time
+through that loop: with the loop busy under an HTTP flood, 16 gRPC exporters got 37 requests through
+in 20 s while 48 HTTP exporters got 2 444. grpcio's threaded server then fixed that, but each call held
+one of its 32 handler threads from its headers to its answer, waiting for its message included: one
+connection opening 40 streams that sent headers and never a message held every thread, before the
+token was even checked, and every exporter's call ran into its deadline.
+
+So each call here, before it costs anything but a coroutine, must:
+
+- carry the ``--auth-token``, checked from its headers before anything waits for its message;
+- deliver its message within :data:`RECEIVE_TIMEOUT_SECONDS`, or be ended with ``DEADLINE_EXCEEDED``;
+- be one of at most :data:`MAX_STREAMS_PER_CONNECTION` calls open on its connection (HTTP/2
+  ``SETTINGS_MAX_CONCURRENT_STREAMS``: gRPC core resets the streams past it, which never reach us).
+
+Every call ended here is counted with the receivers' other rejections.
 
 Handlers take the raw request bytes (no deserializer) and decode them with :mod:`tui.receiver.decode`,
 so an undecodable message gets ``INVALID_ARGUMENT`` as the OTLP spec asks, not gRPC's generic
@@ -15,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -37,10 +54,27 @@ _RETRY_METADATA = (
 #: The signal each service carries, named as OTLP/HTTP's paths name it.
 _SIGNALS = {"TraceService": "traces", "LogsService": "logs", "MetricsService": "metrics"}
 
+#: Seconds a call has, from its headers, to deliver its whole request message. An exporter sends its
+#: message with its headers, and the SDK exporters' own deadline is 10 s, so a call still without its
+#: message after this long is stalled (or a client that meant to stall it).
+RECEIVE_TIMEOUT_SECONDS = 10.0
+#: Calls one connection may have open at once. An exporter has one in flight, and gRPC clients in one
+#: process share a connection: its trace, log and metric exporters, or the 16 exporters of the overload
+#: test's load generator (twice that leaves room). gRPC core resets the streams past this
+#: (``REFUSED_STREAM``, or ``ENHANCE_YOUR_CALM`` before the client acknowledged the settings); a
+#: client that has the server's settings queues them instead.
+MAX_STREAMS_PER_CONNECTION = 32
 
-#: gRPC's handler threads. Each spends its call waiting for the event loop's decision, so this bounds
-#: the calls in progress at once; more wait in gRPC's own queue (exporters send one batch at a time).
-HANDLER_THREADS = 32
+UNAUTHENTICATED_MESSAGE = "missing or wrong bearer token: send metadata authorization: Bearer <token>"
+#: Reasons counted in ``ReceiverStats.requests_rejected`` (prefixed ``grpc: ``).
+UNAUTHENTICATED = "unauthenticated"
+NO_MESSAGE = "no request message"
+DEADLINE_PASSED = "deadline passed before it was taken"
+
+
+def stalled_reason(timeout: float) -> str:
+    """The reason counted for a call ended because its message did not come in time."""
+    return f"no request message within {timeout:g} s"
 
 
 class _Answer(NamedTuple):
@@ -57,7 +91,7 @@ def _format_address(host: str, port: int) -> str:
 
 
 class OtlpGrpcReceiver:
-    """Serves the three OTLP collector services on one threaded gRPC server."""
+    """Serves the three OTLP collector services on one ``grpc.aio`` server in a thread of its own."""
 
     def __init__(self, ingest: Ingest, host: str, port: int, max_message_bytes: int,
                  security: Security | None = None) -> None:
@@ -66,18 +100,79 @@ class OtlpGrpcReceiver:
         self.host = host
         self.port = port
         self.max_message_bytes = max_message_bytes
-        self._server: grpc.Server | None = None
-        self._threads: concurrent.futures.ThreadPoolExecutor | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        #: Read on every call, so a test may shorten it on a running receiver.
+        self.receive_timeout = RECEIVE_TIMEOUT_SECONDS
+        self.max_streams_per_connection = MAX_STREAMS_PER_CONNECTION
+        self._loop: asyncio.AbstractEventLoop | None = None  # the app's: decisions and counters
+        self._grpc_loop: asyncio.AbstractEventLoop | None = None  # the server's own, in its thread
+        self._server: grpc.aio.Server | None = None
+        self._thread: threading.Thread | None = None
 
     async def start(self) -> int:
         """Bind and start serving; returns the port actually bound (useful with port 0)."""
         self._loop = asyncio.get_running_loop()
-        threads = concurrent.futures.ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="otlp-grpc")
-        server = grpc.server(
-            threads,
+        started: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._serve, args=(started,), name="otlp-grpc", daemon=True)
+        self._thread.start()
+        try:
+            self.port = await asyncio.wrap_future(started)
+        except asyncio.CancelledError:  # Ctrl+C during start-up: stop the server once it is up
+            started.add_done_callback(lambda _: self._halt())
+            raise
+        except BaseException:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+            raise
+        return self.port
+
+    async def stop(self, grace: float = 0.5) -> None:
+        """Stop taking calls and finish those in progress (cancelling any still running after
+        ``grace``). The app's loop keeps running meanwhile: the calls still waiting for its decision get it."""
+        loop, server, thread = self._grpc_loop, self._server, self._thread
+        self._grpc_loop = self._server = self._thread = None
+        if loop is not None and server is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has already gone
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(server.stop(grace), loop))
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            await asyncio.to_thread(thread.join)
+
+    def _halt(self) -> None:
+        """Stop the server's loop without waiting (start-up was interrupted)."""
+        loop, server = self._grpc_loop, self._server
+        if loop is not None and server is not None:
+            with contextlib.suppress(RuntimeError):
+                asyncio.run_coroutine_threadsafe(server.stop(0), loop).add_done_callback(
+                    lambda _: loop.call_soon_threadsafe(loop.stop))
+
+    def _serve(self, started: concurrent.futures.Future[int]) -> None:
+        """The ``otlp-grpc`` thread: the server's event loop, from start until :meth:`stop`."""
+        if not started.set_running_or_notify_cancel():
+            return
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            try:
+                server, bound = loop.run_until_complete(self._start_server())
+            except BaseException as exc:  # noqa: BLE001 - handed to start(), on the app's loop
+                started.set_exception(exc)
+                return
+            self._grpc_loop, self._server = loop, server
+            started.set_result(bound)
+            loop.run_forever()
+        finally:
+            leftover = asyncio.all_tasks(loop)
+            for task in leftover:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+            loop.close()
+
+    async def _start_server(self) -> tuple[grpc.aio.Server, int]:
+        server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", self.max_message_bytes),
+                ("grpc.max_concurrent_streams", self.max_streams_per_connection),
                 # Without this, gRPC on Linux shares a port already served by another process
                 # (SO_REUSEPORT) and the exporter's spans silently go to whichever one the kernel picks.
                 ("grpc.so_reuseport", 0),
@@ -101,26 +196,11 @@ class OtlpGrpcReceiver:
             else:
                 bound = server.add_secure_port(address, grpc.ssl_server_credentials([key_pair]))
         except RuntimeError as exc:
-            threads.shutdown(wait=False)
             raise PortUnavailable("gRPC", self.host, self.port, _bind_reason(exc)) from None
         if bound == 0:
-            threads.shutdown(wait=False)
             raise PortUnavailable("gRPC", self.host, self.port, "address already in use")
-        server.start()
-        self._server, self._threads = server, threads
-        self.port = bound
-        return bound
-
-    async def stop(self, grace: float = 0.5) -> None:
-        """Stop taking calls and finish those in progress. The loop keeps running meanwhile: the
-        handlers still waiting for its decision get it."""
-        if self._server is not None:
-            stopped = self._server.stop(grace)
-            await asyncio.to_thread(stopped.wait)
-            self._server = None
-        if self._threads is not None:
-            self._threads.shutdown(wait=False)
-            self._threads = None
+        await server.start()
+        return server, bound
 
     @staticmethod
     def _traces_response(result: ExportResult) -> trace_service_pb2.ExportTraceServiceResponse:
@@ -142,12 +222,8 @@ class OtlpGrpcReceiver:
         full_name = module.DESCRIPTOR.services_by_name[service].full_name
         signal = _SIGNALS[service]
 
-        def decide(body: bytes, authorized: bool) -> _Answer:
-            """On the event loop: everything that touches the queue and the counters."""
-            if not authorized:
-                self.ingest.bad_request("grpc", "unauthenticated")
-                return _Answer(grpc.StatusCode.UNAUTHENTICATED,
-                               "missing or wrong bearer token: send metadata authorization: Bearer <token>")
+        def decide(body: bytes) -> _Answer:
+            """On the app's event loop: everything that touches the queue and the counters."""
             busy = self.ingest.admit("grpc", signal)
             if busy is not None:
                 return _Answer(grpc.StatusCode.UNAVAILABLE, busy, retry=True)
@@ -161,28 +237,52 @@ class OtlpGrpcReceiver:
                 return _Answer(grpc.StatusCode.UNAVAILABLE, result.message, retry=True)
             return _Answer(grpc.StatusCode.OK, response=make_response(result) if make_response else response_type())
 
-        def export(body: bytes, context: grpc.ServicerContext) -> Any:
-            """On a gRPC thread: hand the request to the loop and wait for its decision."""
-            authorized = self.security.authorized(_metadata(context, "authorization"))
-            answer = self._on_loop(lambda: decide(body, authorized), context.time_remaining())
+        async def export(_requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            """On the server's loop. Registered as request-streaming, so that it runs on the call's
+            headers, before its message: an unauthorised call is answered without waiting for one, and
+            the wait for it is bounded."""
+            if not self.security.authorized(_metadata(context, "authorization")):
+                self._count(UNAUTHENTICATED)
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+            timeout = self.receive_timeout
+            try:
+                body = await asyncio.wait_for(context.read(), timeout)
+            except asyncio.TimeoutError:
+                self._count(stalled_reason(timeout))
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                    f"no request message within {timeout:g} s of the call's headers")
+            if not isinstance(body, bytes):  # EOF: no message came, and none will
+                try:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an Export call carries one request message")
+                except grpc.aio.AbortError:  # answered: the client ended its side without sending one
+                    self._count(NO_MESSAGE)
+                    raise
+                except Exception:  # noqa: BLE001 - the call had ended already (gRPC itself answered
+                    # a message over the size limit, or the client left): there is no one to tell
+                    return None
+            answer = await self._on_loop(lambda: decide(body), context.time_remaining())
             if answer.code is grpc.StatusCode.OK:
                 return answer.response
-            if answer.retry:
-                context.set_trailing_metadata(_RETRY_METADATA)
-            context.abort(answer.code, answer.message)
+            await context.abort(answer.code, answer.message, _RETRY_METADATA if answer.retry else ())
 
         return grpc.method_handlers_generic_handler(
             full_name,
             {
-                "Export": grpc.unary_unary_rpc_method_handler(
+                "Export": grpc.stream_unary_rpc_method_handler(
                     export, request_deserializer=None, response_serializer=response_type.SerializeToString
                 )
             },
         )
 
-    def _on_loop(self, decide: Callable[[], _Answer], deadline: float | None) -> _Answer:
-        """Run ``decide`` on the event loop as a plain callback (no task: that would cost another turn
-        of a busy loop) and wait for it, at most until the exporter's own deadline (seconds left)."""
+    def _count(self, reason: str) -> None:
+        """Count a refused call, on the app's loop (where every counter lives)."""
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the app is exiting
+            self._loop.call_soon_threadsafe(self.ingest.bad_request, "grpc", reason)
+
+    async def _on_loop(self, decide: Callable[[], _Answer], deadline: float | None) -> _Answer:
+        """Run ``decide`` on the app's event loop as a plain callback (no task: that would cost another
+        turn of a busy loop) and wait for it, at most until the exporter's own deadline (seconds left)."""
         assert self._loop is not None
         decided: concurrent.futures.Future[_Answer] = concurrent.futures.Future()
 
@@ -190,25 +290,30 @@ class OtlpGrpcReceiver:
             if decided.set_running_or_notify_cancel():
                 try:
                     decided.set_result(decide())
-                except BaseException as exc:  # noqa: BLE001 - handed to the waiting gRPC thread
+                except BaseException as exc:  # noqa: BLE001 - handed to the waiting call
                     decided.set_exception(exc)
 
         try:
             self._loop.call_soon_threadsafe(run)
         except RuntimeError:  # the loop has closed: the app is exiting
             return _Answer(grpc.StatusCode.UNAVAILABLE, "ollama-tui is shutting down", retry=True)
+        waiting = asyncio.wrap_future(decided)
         try:
-            return decided.result(timeout=deadline)
-        except concurrent.futures.TimeoutError:
-            if not decided.cancel():  # the loop is deciding right now: take its answer
-                return decided.result()
+            await asyncio.wait((waiting,), timeout=deadline)
+        except asyncio.CancelledError:  # gRPC ended the call: its deadline passed, or the exporter left
+            if decided.cancel():
+                self._count(DEADLINE_PASSED)
+            raise
+        if waiting.done():
+            return waiting.result()
+        if not decided.cancel():  # the loop is deciding right now: take its answer
+            return await waiting
         # Never started, so never taken: the exporter sends it again, and it must not arrive twice.
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self.ingest.bad_request, "grpc", "deadline passed before it was taken")
+        self._count(DEADLINE_PASSED)
         return _Answer(grpc.StatusCode.DEADLINE_EXCEEDED, "ollama-tui did not get to the request in time")
 
 
-def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
+def _metadata(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str | None:
     for name, value in context.invocation_metadata() or ():
         if name == key:
             return value if isinstance(value, str) else value.decode("latin-1")
