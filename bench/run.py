@@ -101,7 +101,8 @@ def filled_store(spans: int, max_spans: int | None = None) -> TraceStore:
 
 def one_trace(i: int) -> list[Span]:
     trace_id = format(0xABC000000 + i, "032x")
-    root = Span(trace_id, format(i + 1, "016x"), f"new trace {i}", time.time_ns(), time.time_ns() + 1_000_000,
+    start = 1_900_000_000_000_000_000 + i  # after every workload trace: the newest, on screen
+    root = Span(trace_id, format(i + 1, "016x"), f"new trace {i}", start, start + 1_000_000,
                 attributes={"gen_ai.request.model": "llama3.2", "gen_ai.usage.input_tokens": 10})
     return [root] + [Span(trace_id, format((i + 1) * 16 + k, "016x"), f"child {k}", root.start_ns, root.end_ns,
                           parent_span_id=root.span_id) for k in range(1, 4)]
@@ -184,7 +185,12 @@ async def filtering(n: int) -> Row:
     values: dict[str, float] = {}
     async with headless(n) as app:
         trace_list = app.traces.trace_list
-        for label, text in (("first_key", "r"), ("next_key", "ra"), ("word", "rayleigh"), ("miss", "zqzqzq")):
+        store = app.services.store
+        middle = store.get(store.trace_ids()[len(store) // 2])  # a trace id from the logs, pasted
+        assert middle is not None
+        for label, text in (("first_key", "r"), ("next_key", "ra"), ("word", "rayleigh"), ("miss", "zqzqzq"),
+                            ("trace_id", middle.trace_id), ("span_id", next(iter(middle.spans))),
+                            ("pair", "gen_ai.request.model=mistral")):
             start = time.perf_counter()
             trace_list.refilter(text=text)
             render_visible(app)
@@ -197,7 +203,9 @@ async def filtering(n: int) -> Row:
     nxt = values["next_key_screen_ms"]
     result = (f"first key {first:.0f} · next {nxt:.0f} · word {values['word_screen_ms']:.0f} until the screen is "
               f"final; whole list {values['first_key_complete_ms']:.0f} / {values['next_key_complete_ms']:.0f} / "
-              f"{values['word_complete_ms']:.0f}; no match {values['miss_complete_ms']:.0f}")
+              f"{values['word_complete_ms']:.0f}; no match {values['miss_complete_ms']:.0f}; trace id "
+              f"{values['trace_id_complete_ms']:.0f} · span id {values['span_id_complete_ms']:.0f} · key=value "
+              f"{values['pair_screen_ms']:.0f} / {values['pair_complete_ms']:.0f}")
     return Row("filter", f"ms over {_short(n)} spans", result, "≤ 250 ms", max(first, nxt) <= 250, values)
 
 

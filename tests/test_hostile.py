@@ -149,10 +149,10 @@ async def test_100_000_attributes_and_a_10_mb_value(running: Running) -> None:
         assert await post(running, gzip.compress(request_with(big).SerializeToString()),
                           {**PROTOBUF, "Content-Encoding": "gzip"}) == 200
         await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 2)
-        await pilot.press("G", "enter", "l")  # the 100 000-attribute span
+        await pilot.press("g", "enter", "l")  # the 100 000-attribute span (the newest start)
         attributes = "\n".join(detail_texts(app, "attributes"))
         assert "Attributes (100000)" in attributes and "98,000 more attributes not listed" in attributes
-        await pilot.press("g", "enter", "l", "tab")  # the 10 MB value
+        await pilot.press("h", "h", "G", "enter", "l", "tab")  # the 10 MB value (started at 1 ns)
         item = next(i for i in app.traces.detail.list("attributes").items if i.title == "huge")
         assert len(item.body) == 10_000_000
         rendered = "\n".join(detail_texts(app, "attributes"))
@@ -256,3 +256,65 @@ async def test_terminal_safety_in_every_displayed_field(running: Running) -> Non
             assert not any(c in text for c in "\x1b\x07\r\x00\x9b"), tab
             assert "[bold]x[/]" in text and "\\e[2J" in text, tab
             assert all(cell_len(line) == SIZE[0] for line in lines), tab  # wide text never breaks lines
+
+
+async def test_grpc_calls_that_never_send_their_message_hold_nothing() -> None:
+    """40 calls on one connection send their headers and never their message (issue 12): with a token
+    required, those without it are refused from their headers alone, those with it are ended with
+    DEADLINE_EXCEEDED once the wait for the message runs out, each is counted, and a real exporter is
+    served all along. The calls come from grpcio's own client, from a request iterator that never yields.
+    Before the client has the server's settings it sends all 40 at once: those past the connection's
+    stream cap are refused by gRPC core (UNAVAILABLE, "RST_STREAM"), and only those let in are counted."""
+    import threading
+
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from support.receivers import export, make_exporter, running_receivers
+    from support.sdk_spans import nested_trace, record
+    from tui.receiver import ReceiverConfig
+    from tui.receiver.grpc_server import UNAUTHENTICATED, stalled_reason
+    from tui.receiver.security import Security
+
+    token = "hostile-test-token"
+    spans = record(nested_trace)
+    release = threading.Event()
+
+    def never_a_message():
+        release.wait(60)  # bounded: the test releases it when it ends
+        yield from ()
+
+    def stall(channel: grpc.Channel, metadata: tuple[tuple[str, str], ...] = ()) -> list[grpc.StatusCode]:
+        calls = [channel.stream_unary(TRACES).future(never_a_message(), timeout=30, metadata=metadata)
+                 for _ in range(40)]
+        return [call.exception(timeout=30).code() for call in calls]
+
+    config = ReceiverConfig(grpc_port=0, http_port=0, security=Security(auth_token=token))
+    async with running_receivers(config) as running:
+        receiver = running.receivers.grpc
+        rejected = running.receivers.stats.requests_rejected
+        # A connection of its own, as an attacker's would be (not shared with the exporter's channel).
+        channel = grpc.insecure_channel(running.grpc_endpoint, options=[("grpc.use_local_subchannel_pool", 1)])
+        try:
+            receiver.receive_timeout = 60.0  # longer than the calls' own 30 s: only refusing at once passes
+            codes = await asyncio.to_thread(stall, channel)
+            assert set(codes) <= {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE}
+            refused = codes.count(grpc.StatusCode.UNAUTHENTICATED)
+            assert refused >= 1
+            await eventually(lambda: rejected[f"grpc: {UNAUTHENTICATED}"] == refused)
+
+            receiver.receive_timeout = 1.0
+            stalling = asyncio.create_task(asyncio.to_thread(stall, channel, (("authorization", f"Bearer {token}"),)))
+            exporter = make_exporter(running, "grpc", timeout=5, headers={"authorization": f"Bearer {token}"})
+            try:
+                assert await export(exporter, spans) is SpanExportResult.SUCCESS
+            finally:
+                exporter.shutdown()
+            codes = await stalling
+            assert set(codes) <= {grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE}
+            ended = codes.count(grpc.StatusCode.DEADLINE_EXCEEDED)
+            assert ended >= 1
+            await eventually(lambda: rejected[f"grpc: {stalled_reason(1.0)}"] == ended)
+        finally:
+            release.set()
+            channel.close()
+        await running.wait_for_spans(len(spans))

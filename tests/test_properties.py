@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tui.model.span import Span, StatusCode
 from tui.model.store import TraceStore
-from tui.model.trace_list import TraceListIndex
+from tui.model.trace_list import TraceListIndex, _Order
 from tui.receiver.decode import BadRequest, ExportTraceServiceRequest, parse_json, parse_protobuf, spans_from_request
 
 TRACES = [format(i, "032x") for i in range(1, 6)]
@@ -27,16 +27,38 @@ spans = st.builds(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches=st.lists(st.lists(spans, min_size=1, max_size=20), min_size=1, max_size=15),
-       max_spans=st.integers(1, 60), expand=st.booleans())
-def test_store_invariants(batches: list[list[Span]], max_spans: int, expand: bool) -> None:
+       max_spans=st.integers(1, 60), expand=st.booleans(),
+       query=st.sampled_from(["", "s0", "s1", TRACES[2], TRACES[3][:10], SPAN_IDS[4]]), errors_only=st.booleans())
+def test_store_invariants(batches: list[list[Span]], max_spans: int, expand: bool, query: str,
+                          errors_only: bool) -> None:
     """Any spans in any order — duplicates, missing parents, self-parents, cycles, evictions."""
     store = TraceStore(max_spans)
+    load, _Order.LOAD = _Order.LOAD, 2  # tiny chunks: every change splits or merges some
+    try:
+        check_store_and_index(store, batches, max_spans, expand, query, errors_only)
+    finally:
+        _Order.LOAD = load
+
+
+def check_store_and_index(store: TraceStore, batches: list[list[Span]], max_spans: int, expand: bool, query: str,
+                          errors_only: bool) -> None:
     index = TraceListIndex(store)
+    index.set_filter(query, errors_only)
     for batch in batches:
         store.add_spans(batch)
         index.apply(store.drain_changes())
         if expand and len(index):
-            index.expand(index.row(0).trace.trace_id)
+            index.expand(index.row(len(index) // 2).trace.trace_id)
+        # The rows are the matching traces by start time, newest first (ties: later arrival first),
+        # however the change sets moved their starts — worked out from the store alone.
+        expected: list[tuple[str, str | None]] = []
+        for trace in sorted(store, key=lambda t: (t.start_ns, t.seq), reverse=True):
+            if index.matches(trace):
+                expected.append((trace.trace_id, None))
+                if index.is_expanded(trace.trace_id):
+                    expected += [(trace.trace_id, r.span.span_id) for r in trace.rows()]
+        assert [index.row(i).key for i in range(len(index))] == expected
+        assert all(index.position_of(*key) == i for i, key in enumerate(expected))
     # Counts add up: every span added is stored, evicted, or was a re-sent copy.
     assert store.spans_added == store.span_count + store.evicted_spans + store.spans_replaced
     assert store.span_count == sum(t.span_count for t in store)
@@ -50,6 +72,7 @@ def test_store_invariants(batches: list[list[Span]], max_spans: int, expand: boo
         assert depths[0] == 0 and all(b <= a + 1 for a, b in pairwise(depths))
     # The incremental list index equals a fresh one.
     fresh = TraceListIndex(store)
+    fresh.set_filter(query, errors_only)
     for trace_id in list(index._expanded):
         fresh.expand(trace_id)
     assert [index.row(i).key for i in range(len(index))] == [fresh.row(i).key for i in range(len(fresh))]

@@ -10,7 +10,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
 from tui.model.span import Span, StatusCode
 from tui.model.store import TraceStore
-from tui.model.trace_list import TraceListIndex
+from tui.model.trace_list import TraceListIndex, _Order, order_key
 from tui.receiver.decode import ExportTraceServiceRequest, spans_from_request
 
 
@@ -24,6 +24,18 @@ def fresh_copy(index: TraceListIndex) -> TraceListIndex:
     for trace_id in list(index._expanded):
         copy.expand(trace_id)
     return copy
+
+
+def brute_force_rows(index: TraceListIndex) -> list[tuple[str, str | None]]:
+    """The rows the list should show, worked out from the store alone: matching traces by start time,
+    newest first (ties: the later arrival first), each expanded one followed by its span rows."""
+    traces = sorted((t for t in index.store if index.matches(t)), key=lambda t: (t.start_ns, t.seq), reverse=True)
+    rows: list[tuple[str, str | None]] = []
+    for trace in traces:
+        rows.append((trace.trace_id, None))
+        if index.is_expanded(trace.trace_id):
+            rows += [(trace.trace_id, r.span.span_id) for r in trace.rows()]
+    return rows
 
 
 def random_span(rng: random.Random, trace_ids: list[str], n: int) -> Span:
@@ -55,7 +67,8 @@ def test_every_row_draws_between_an_eviction_and_its_apply() -> None:
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_incremental_index_equals_rebuild(seed: int) -> None:
+def test_incremental_index_equals_rebuild(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_Order, "LOAD", 1 + seed % 5)  # small chunks: splits and merges on every step
     rng = random.Random(seed)
     store = TraceStore(max_spans=rng.choice([30, 80, 10_000]))
     index = TraceListIndex(store)
@@ -79,6 +92,7 @@ def test_incremental_index_equals_rebuild(seed: int) -> None:
             trace_ids = [format(rng.randrange(1, 10_000), "032x") for _ in range(24)]  # new traces from now on
         expected = fresh_copy(index)
         assert all_keys(index) == all_keys(expected), f"step {step}"
+        assert all_keys(index) == brute_force_rows(index), f"step {step}"
         assert len(index) == len(expected)
         for i, key in enumerate(all_keys(index)):
             assert index.position_of(*key) == i
@@ -107,8 +121,9 @@ def test_trace_tokens_count_each_call_once() -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_progressive_filter_scan_ends_equal_to_a_full_filter(seed: int) -> None:
+def test_progressive_filter_scan_ends_equal_to_a_full_filter(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Scanning in slices while spans keep arriving and traces get evicted ends where a full scan does."""
+    monkeypatch.setattr(_Order, "LOAD", 4)
     rng = random.Random(seed)
     store = TraceStore(max_spans=400)
     index = TraceListIndex(store)
@@ -126,7 +141,7 @@ def test_progressive_filter_scan_ends_equal_to_a_full_filter(seed: int) -> None:
         steps += 1
         # Rows already shown are final: the newest matches, in order, never moved by the scan.
         shown = all_keys(index)
-        assert shown == sorted(shown, key=lambda key: -store.get(key[0]).seq)
+        assert shown == sorted(shown, key=lambda key: -order_key(store.get(key[0])))
     assert all_keys(index) == all_keys(fresh_copy(index))
     narrower = index.filter_text + "a" if index.filter_text != "zzz" else "zzz"
     index.set_filter(narrower, scan=False)
@@ -160,3 +175,175 @@ def test_filters_fold_unicode_case_in_received_and_built_spans(query: str, found
     index = TraceListIndex(store)
     index.set_filter(query)
     assert {index.row(i).trace.name for i in range(len(index))} == found
+
+
+# --- order: by start time, newest first ------------------------------------------------------------------------
+
+def one(trace: int, start: int, span: int = 1, parent: int = 0, name: str = "op") -> Span:
+    return Span(trace_id=format(trace, "032x"), span_id=format(span, "016x"), name=name, start_ns=start,
+                end_ns=start + 5, parent_span_id=format(parent, "016x") if parent else "")
+
+
+def ids(index: TraceListIndex) -> list[int]:
+    return [int(index.row(i).trace.trace_id, 16) for i in range(len(index)) if index.row(i).span_row is None]
+
+
+def test_rows_are_ordered_by_start_time_not_by_arrival() -> None:
+    """Two exporters' batches interleave in arrival; the list shows when each trace happened."""
+    store = TraceStore()
+    index = TraceListIndex(store)
+    store.add_spans([one(1, 100), one(2, 300), one(3, 200)])
+    store.add_spans([one(4, 150), one(5, 250), one(6, 300)])  # 6 starts with 2: the later arrival is newer
+    index.apply(store.drain_changes())
+    assert ids(index) == [6, 2, 5, 3, 4, 1]
+    assert [index.position_of(format(t, "032x")) for t in (6, 2, 5, 3, 4, 1)] == list(range(6))
+    assert index.shown_trace_ids() == [format(t, "032x") for t in (6, 2, 5, 3, 4, 1)]
+
+
+def test_a_root_arriving_late_moves_its_trace_to_its_start() -> None:
+    store = TraceStore()
+    index = TraceListIndex(store)
+    store.add_spans([one(1, 100, span=2, parent=1), one(2, 50), one(3, 70)])  # trace 1: a child, root pending
+    index.apply(store.drain_changes())
+    index.expand(format(1, "032x"))
+    assert ids(index) == [1, 3, 2] and len(index) == 4
+    store.add_spans([one(1, 10, span=1, name="root")])  # the root: trace 1 started first after all
+    index.apply(store.drain_changes())
+    assert ids(index) == [3, 2, 1]
+    trace_1 = format(1, "032x")
+    assert index.position_of(trace_1) == 2
+    assert [index.row(i).key for i in (3, 4)] == [(trace_1, format(1, "016x")), (trace_1, format(2, "016x"))]
+    assert index.parent_position(4) == 3 and index.parent_position(3) == 2
+    assert all_keys(index) == brute_force_rows(index)
+
+
+def test_a_root_arriving_late_under_a_filter_moves_too() -> None:
+    store = TraceStore()
+    index = TraceListIndex(store)
+    index.set_filter("op")
+    store.add_spans([one(1, 100, span=2, parent=1), one(2, 50), one(3, 70)])
+    index.apply(store.drain_changes())
+    store.add_spans([one(1, 10, span=1)])
+    index.apply(store.drain_changes())
+    assert ids(index) == [3, 2, 1] == [int(t, 16) for t in index.shown_trace_ids()]
+
+
+def test_eviction_stays_oldest_arrival_first() -> None:
+    """The budget goes by arrival: the trace that came first goes first, even if it started last."""
+    store = TraceStore(max_spans=3)
+    index = TraceListIndex(store)
+    store.add_spans([one(1, 900)])
+    store.add_spans([one(2, 100)])
+    store.add_spans([one(3, 200)])
+    index.apply(store.drain_changes())
+    assert ids(index) == [1, 3, 2]
+    store.add_spans([one(4, 50)])
+    assert store.get(format(1, "032x")) is None  # the first to arrive, though the newest to start
+    index.apply(store.drain_changes())
+    assert ids(index) == [3, 2, 4]
+
+
+def test_position_near_goes_to_the_neighbour_in_start_order() -> None:
+    """Where the selection goes when its trace leaves the list: the next newer by start, else the
+    newest older — found from the trace's id, or (slower) from its arrival number alone."""
+    store = TraceStore(max_spans=4)
+    index = TraceListIndex(store)
+    for trace, start, name in ((1, 400, "keep"), (2, 100, "drop"), (3, 300, "keep"), (4, 200, "keep")):
+        store.add_spans([one(trace, start, name=name)])
+    index.apply(store.drain_changes())
+    assert ids(index) == [1, 3, 4, 2]
+    evicted = store.get(format(1, "032x"))
+    store.add_spans([one(5, 50, name="keep")])  # evicts trace 1, the first to arrive (and newest row)
+    index.apply(store.drain_changes())
+    assert ids(index) == [3, 4, 2, 5]
+    # Nothing started after trace 1: the newest older, trace 3.
+    assert index.position_near(evicted.seq, evicted.trace_id) == 0
+    assert index.position_near(evicted.seq) == 0  # the last change set took it off: known by seq
+    filtered_out = store.get(format(2, "032x"))  # started at 100
+    index.set_filter("keep")
+    index.expand(format(3, "032x"))  # a span row under trace 3 moves trace 4 down one
+    assert ids(index) == [3, 4, 5] and len(index) == 4
+    assert index.position_near(filtered_out.seq, filtered_out.trace_id) == 2  # trace 4, started at 200
+    assert index.position_near(filtered_out.seq) == 2  # by seq alone: a walk over every key
+    assert index.position_near(10**9) == 0  # unknown: the top
+
+
+def test_equal_start_times_go_by_arrival() -> None:
+    store = TraceStore()
+    index = TraceListIndex(store)
+    store.add_spans([one(t, 100) for t in (5, 3, 9, 1)])
+    index.apply(store.drain_changes())
+    assert ids(index) == [1, 9, 3, 5]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_large_change_sets_merge_into_the_order(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Floods, eviction bursts and late batches: change sets far larger than one-by-one handles."""
+    monkeypatch.setattr(_Order, "LOAD", [8, 32, 512][seed % 3])
+    rng = random.Random(seed)
+    store = TraceStore(max_spans=rng.choice([300, 2000]))
+    index = TraceListIndex(store)
+    if rng.random() < 0.5:
+        index.set_filter(rng.choice(["alpha", "beta", "0000000000000000000000000000000"]))
+    for step in range(25):
+        trace_ids = [format(rng.randrange(1, 400), "032x") for _ in range(rng.randrange(1, 200))]
+        store.add_spans([random_span(rng, trace_ids, step) for _ in range(rng.randrange(1, 400))])
+        if rng.random() < 0.3 and len(index):
+            index.expand(index.row(rng.randrange(len(index))).trace.trace_id)
+        index.apply(store.drain_changes())
+        assert all_keys(index) == brute_force_rows(index), f"step {step}"
+        for i, key in enumerate(all_keys(index)):
+            assert index.position_of(*key) == i
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("load", [2, 4, 16, 512])
+def test_the_order_files_every_change_where_a_sort_would(seed: int, load: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks split, merge and empty as entries come and go; ranks and positions stay those of a sorted list."""
+    monkeypatch.setattr(_Order, "LOAD", load)
+    rng = random.Random(seed)
+    order = _Order()
+    expected: dict[str, int] = {}
+    for _ in range(30):
+        changes: dict[str, int | None] = {}
+        for _ in range(rng.choice([1, 5, 9, 17, 60, 300])):
+            trace_id = str(rng.randrange(400))
+            changes[trace_id] = None if rng.random() < rng.choice([0.1, 0.5, 0.9]) else (
+                rng.randrange(10**6) * 1000 + int(trace_id))
+        if rng.random() < 0.2 and changes:  # the scan's path: older than everything, in front
+            front = sorted((k, t) for t, k in changes.items() if k is not None and t not in expected)
+            if front and (not expected or front[-1][0] < min(expected.values())):
+                order.prepend([k for k, _ in front], [t for _, t in front])
+                expected.update((t, k) for k, t in front)
+                continue
+        order.update(changes)
+        for trace_id, key in changes.items():
+            if key is None:
+                expected.pop(trace_id, None)
+            else:
+                expected[trace_id] = key
+        pairs = sorted((k, t) for t, k in expected.items())
+        assert order.ids() == [t for _, t in pairs]
+        assert order.key_of == expected and len(order) == len(pairs)
+        assert [order.at(i) for i in range(len(pairs))] == pairs
+        assert all(order.rank(k) == i for i, (k, _) in enumerate(pairs))
+        assert all(len(chunk) <= 2 * load for chunk in order._keys) and all(order._keys)
+        probe = rng.randrange(10**9)
+        assert order.rank(probe) == sum(1 for k, _ in pairs if k < probe)
+
+
+def test_a_clear_under_a_filter_rescans_what_came_after_it() -> None:
+    """Spans arriving between a clear and the apply that reports it: the filter finds them all."""
+    rng = random.Random(3)
+    store = TraceStore()
+    index = TraceListIndex(store)
+    index.set_filter("alpha")
+    trace_ids = [format(i, "032x") for i in range(1, 40)]
+    store.add_spans([random_span(rng, trace_ids, n) for n in range(100)])
+    index.apply(store.drain_changes())
+    store.clear()
+    store.add_spans([random_span(rng, trace_ids, n) for n in range(100)])
+    index.apply(store.drain_changes())
+    assert all_keys(index) == brute_force_rows(index) == all_keys(fresh_copy(index))
+    index.set_filter("")
+    assert len(index) == len(store) and all_keys(index) == brute_force_rows(index)

@@ -19,7 +19,8 @@ class PaletteCommand:
 
 
 COMMANDS = (
-    PaletteCommand("Filter traces", "Filter by service, span name, model, attributes, prompt text", "filter"),
+    PaletteCommand("Filter traces", "Filter by service, span name, model, prompt text, trace or span id, key=value",
+                   "filter"),
     PaletteCommand("Errors only", "Show only traces with an error (toggle)", "toggle_errors"),
     PaletteCommand("Follow newest", "Keep the cursor on the newest trace (toggle)", "toggle_follow"),
     PaletteCommand("Pause display", "Freeze the list while spans keep arriving (toggle)", "toggle_pause"),

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from tui.model.span import Span
+from tui.model.span import Resource, Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,8 @@ class Trace:
 
     def __init__(self, trace_id: str, seq: int) -> None:
         self.trace_id = trace_id
-        #: Arrival order of the trace's first span; higher is newer. Eviction removes the lowest.
+        #: Arrival order of the trace's first span; higher is newer. Eviction removes the lowest,
+        #: whatever the trace's start time (the list orders by start time, see ``TraceListIndex``).
         self.seq = seq
         self.spans: dict[str, Span] = {}
         self.start_ns = 0
@@ -185,12 +186,19 @@ class StoreChanges:
         return bool(self.updated or self.evicted or self.cleared)
 
 
+#: Distinct resource attribute keys :attr:`TraceStore.resource_keys` remembers before it gives up.
+MAX_RESOURCE_KEYS = 10_000
+
+
 class TraceStore:
     """Traces in arrival order, bounded by a span budget.
 
     When more than ``max_spans`` spans are held, whole traces are evicted oldest first (a trace
     is never split: half a trace is worse than none) and counted, so "accepted = stored + evicted
-    + replaced" always adds up.
+    + replaced" always adds up. Oldest means first to *arrive*, not earliest to start: the list
+    shows traces by start time, but the budget is about what has been held longest, and a trace
+    replayed from a file or sent by a host with a slow clock must not be evicted the moment it
+    arrives because its timestamps are old.
     """
 
     def __init__(self, max_spans: int = 500_000) -> None:
@@ -213,6 +221,11 @@ class TraceStore:
         #: kept that long so views can still draw them (see :meth:`shown`).
         self._evicted_since_drain: dict[str, Trace] = {}
         self._evicted_reported: dict[str, Trace] = {}
+        #: Every resource attribute key seen, lower-cased (``None`` once more than
+        #: :data:`MAX_RESOURCE_KEYS` were): lets the list's filter tell that a query cannot be a
+        #: whole resource key, so the next keystroke may rescan only the previous one's matches.
+        self.resource_keys: set[str] | None = set()
+        self._last_resource: Resource | None = None
 
     def __len__(self) -> int:
         return len(self._traces)
@@ -245,11 +258,22 @@ class TraceStore:
         """Every trace id, oldest first (a fresh list)."""
         return list(self._traces)
 
+    def traces_with(self, span_id: str, trace_id_prefix: str = "") -> list[Trace]:
+        """Traces holding a span with id ``span_id``, or whose own id starts with ``trace_id_prefix``
+        (ids are lower-case hex): one pass, a dict lookup a trace, oldest first."""
+        if trace_id_prefix:
+            return [t for t in self._traces.values() if span_id in t.spans or t.trace_id.startswith(trace_id_prefix)]
+        return [t for t in self._traces.values() if span_id in t.spans]
+
     def add_spans(self, spans: Iterable[Span]) -> None:
         """Add a batch; parents and children may arrive in any order and in any batch."""
         traces = self._traces
         updated = self._changes.updated
+        resource = self._last_resource
         for span in spans:
+            if span.resource is not resource:  # once a batch: its spans share one Resource
+                resource = span.resource
+                self._note_resource(resource)
             trace = traces.get(span.trace_id)
             if trace is None:
                 trace = traces[span.trace_id] = Trace(span.trace_id, self._next_seq)
@@ -262,6 +286,15 @@ class TraceStore:
                 self.span_count += 1
             updated.add(span.trace_id)
         self._evict()
+
+    def _note_resource(self, resource: Resource) -> None:
+        self._last_resource = resource
+        keys = self.resource_keys
+        if keys is None:
+            return
+        keys.update(key.lower() for key in resource.attributes)
+        if len(keys) > MAX_RESOURCE_KEYS:
+            self.resource_keys = None
 
     def _evict(self) -> None:
         traces = self._traces
@@ -286,6 +319,7 @@ class TraceStore:
         self.span_count = 0
         self._changes = StoreChanges(cleared=True)
         self._evicted_since_drain, self._evicted_reported = {}, {}
+        self.resource_keys, self._last_resource = set(), None
 
     def drain_changes(self) -> StoreChanges:
         """Return what changed since the previous call and start a new change set."""

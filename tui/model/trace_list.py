@@ -1,23 +1,430 @@
 """The flat row index behind the trace list: which row shows which trace or span.
 
-Rows are traces newest first; an expanded trace is followed by its spans in tree order. The
-index is maintained incrementally from the store's change sets, so applying a frame's changes
-costs what changed, and mapping a screen row to its content costs O(expanded traces · log n) —
-never a walk over everything stored. Pure Python: unit-tested and benchmarked without a UI.
+Rows are traces ordered by start time, newest first; an expanded trace is followed by its spans in
+tree order. The index is maintained incrementally from the store's change sets, so applying a
+frame's changes costs what changed, and mapping a screen row to its content costs
+O(expanded traces · log n) — never a walk over everything stored. Pure Python: unit-tested and
+benchmarked without a UI.
 """
 
 from __future__ import annotations
 
+import re
+import struct
 import time
-from bisect import bisect_left
-from collections.abc import Callable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 
 from tui.model.conventions import USAGE_MARKERS
 from tui.model.genai import GenAIView, UsageSummary, summarize
-from tui.model.span import Event, Span
+from tui.model.span import AttrValue, Event, Resource, Span
 from tui.model.store import StoreChanges, Trace, TraceStore, TreeRow
-from tui.model.text import tree_guides
+from tui.model.text import format_value, tree_guides
+
+#: Low bits of an order key that hold the trace's arrival number (see :func:`order_key`).
+_SEQ_BITS = 40
+_SEQ_MASK = (1 << _SEQ_BITS) - 1
+
+
+def order_key(trace: Trace) -> int:
+    """Where a trace sorts in the list: by start time, ties (and equal clocks) by arrival.
+
+    One int, ``start_ns · 2⁴⁰ + seq``, rather than a tuple: keys are compared on every lookup and
+    kept for every trace, and a small int compares faster and weighs less than a pair. Unique,
+    because ``seq`` is (it stays below 2⁴⁰: a trillion traces).
+    """
+    return (trace.start_ns << _SEQ_BITS) + trace.seq
+
+
+class _Order:
+    """Trace ids sorted by :func:`order_key`, oldest first, with the key each one is filed under.
+
+    The key is the one the trace had when it was filed: a trace's start time can move (its root
+    arrives late) before the index applies the change set that says so, and it must still be found
+    under its old key to be moved.
+
+    Sorted chunks of about :attr:`LOAD` entries, not one flat list: a trace filed deep in the order
+    (a host whose clock is behind, a replayed file) moves one chunk's entries, not a million. A
+    position is a bisection over the chunks' last keys, then within one chunk; the chunks' start
+    offsets are summed again only after a change (:meth:`_starts`).
+    """
+
+    __slots__ = ("_keys", "_ids", "_maxes", "_offsets", "_valid", "key_of")
+
+    #: Target chunk size; a chunk is split past twice this and merged into a neighbour below a quarter.
+    LOAD = 2048
+
+    def __init__(self, keys: list[int] | None = None, ids: list[str] | None = None) -> None:
+        """Empty, or from ``keys`` (sorted) and the ``ids`` filed under them."""
+        keys, ids = keys or [], ids or []
+        self.key_of: dict[str, int] = dict(zip(ids, keys, strict=True))
+        load = self.LOAD
+        self._keys: list[list[int]] = [keys[i:i + load] for i in range(0, len(keys), load)]
+        self._ids: list[list[str]] = [ids[i:i + load] for i in range(0, len(ids), load)]
+        self._maxes: list[int] = [chunk[-1] for chunk in self._keys]
+        #: Where each chunk starts (and, last, the total); entries up to ``_valid`` are current.
+        self._offsets: list[int] = [0]
+        self._valid = 0
+
+    @classmethod
+    def of(cls, traces: list[Trace]) -> _Order:
+        """``traces`` filed by their current keys (plain ints sort several times faster than pairs)."""
+        keys = [(t.start_ns << _SEQ_BITS) + t.seq for t in traces]  # order_key, inlined
+        id_of = dict(zip(keys, [t.trace_id for t in traces], strict=True))
+        keys.sort()
+        return cls(keys, list(map(id_of.__getitem__, keys)))
+
+    def __len__(self) -> int:
+        return len(self.key_of)
+
+    def __contains__(self, trace_id: str) -> bool:
+        return trace_id in self.key_of
+
+    def ids(self) -> list[str]:
+        """Every id, oldest first (a fresh list)."""
+        return [trace_id for chunk in self._ids for trace_id in chunk]
+
+    def id_chunks(self, *, copy: bool) -> list[list[str]]:
+        """Every id, oldest first, as the chunks hold them: copied (C speed), or handed over as they
+        are when this order is being dropped."""
+        return [list(chunk) for chunk in self._ids] if copy else self._ids
+
+    def _starts(self) -> list[int]:
+        """Each chunk's start, summed again from the first chunk that changed (usually the last)."""
+        offsets, valid, chunks = self._offsets, self._valid, len(self._keys)
+        if valid < chunks or len(offsets) != chunks + 1:
+            offsets[valid:] = accumulate(map(len, self._keys[valid:]), initial=offsets[valid])
+            self._valid = chunks
+        return offsets
+
+    def _touch(self, c: int) -> None:
+        """Chunk ``c`` changed size (or chunks from ``c`` on were split, merged or dropped)."""
+        if c < self._valid:
+            self._valid = c
+
+    def rank(self, key: int) -> int:
+        """How many entries sort before ``key`` (its position from the oldest end, if filed)."""
+        c = bisect_left(self._maxes, key)
+        if c == len(self._maxes):
+            return len(self.key_of)
+        return self._starts()[c] + bisect_left(self._keys[c], key)
+
+    def at(self, rank: int) -> tuple[int, str]:
+        """The key and id at a position from the oldest end."""
+        if not 0 <= rank < len(self.key_of):
+            raise IndexError(rank)
+        starts = self._starts()
+        c = bisect_right(starts, rank) - 1
+        i = rank - starts[c]
+        return self._keys[c][i], self._ids[c][i]
+
+    def id_at(self, rank: int) -> str:
+        """The id at a position from the oldest end, which the caller knows is in range (row reads)."""
+        starts = self._offsets
+        if self._valid < len(self._keys) or len(starts) != len(self._keys) + 1:
+            starts = self._starts()
+        c = bisect_right(starts, rank) - 1
+        return self._ids[c][rank - starts[c]]
+
+    def find_seq(self, seq: int) -> int | None:
+        """The key holding arrival number ``seq``, by a walk over every key: O(n)."""
+        return next((key for chunk in self._keys for key in chunk if key & _SEQ_MASK == seq), None)
+
+    def add(self, trace_id: str, key: int) -> None:
+        maxes = self._maxes
+        if not maxes:
+            self._keys.append([key])
+            self._ids.append([trace_id])
+            maxes.append(key)
+            self._touch(0)
+        else:
+            c = bisect_left(maxes, key)
+            if c == len(maxes):  # the newest: the last chunk's end (the usual case)
+                c -= 1
+                self._keys[c].append(key)
+                self._ids[c].append(trace_id)
+                maxes[c] = key
+            else:
+                chunk = self._keys[c]
+                i = bisect_left(chunk, key)
+                chunk.insert(i, key)
+                self._ids[c].insert(i, trace_id)
+            self._touch(c)
+            if len(self._keys[c]) > 2 * self.LOAD:
+                self._split(c)
+        self.key_of[trace_id] = key
+
+    def remove(self, trace_id: str) -> None:
+        key = self.key_of.pop(trace_id)
+        c = bisect_left(self._maxes, key)
+        chunk = self._keys[c]
+        i = bisect_left(chunk, key)
+        del chunk[i]
+        del self._ids[c][i]
+        self._touch(c)
+        self._settle(c)
+
+    def prepend(self, keys: list[int], ids: list[str]) -> None:
+        """File ``ids`` under ``keys`` (sorted, all older than every entry) in front, in one move."""
+        load = self.LOAD
+        self._keys[0:0] = [keys[i:i + load] for i in range(0, len(keys), load)]
+        self._ids[0:0] = [ids[i:i + load] for i in range(0, len(ids), load)]
+        self._maxes[0:0] = [keys[min(i + load, len(keys)) - 1] for i in range(0, len(keys), load)]
+        self.key_of.update(zip(ids, keys, strict=True))
+        self._touch(0)
+
+    def update(self, changes: Mapping[str, int | None]) -> None:
+        """File each trace id under its new key (``None``: remove it; unfiled ids are added).
+
+        A large change set (a flood's tick, an eviction burst) is grouped by chunk first, and a chunk
+        that takes many changes is rebuilt once instead of being edited entry by entry.
+        """
+        key_of = self.key_of
+        moves = {t: k for t, k in changes.items() if key_of.get(t) != k}
+        if len(moves) <= 8 or not self._maxes:
+            for trace_id, key in moves.items():
+                if trace_id in key_of:
+                    self.remove(trace_id)
+                if key is not None:
+                    self.add(trace_id, key)
+            return
+        maxes, last = self._maxes, len(self._maxes) - 1
+        drops: dict[int, list[int]] = {}
+        adds: dict[int, list[tuple[int, str]]] = {}
+        for trace_id, key in moves.items():
+            old = key_of.get(trace_id)
+            if old is not None:
+                drops.setdefault(bisect_left(maxes, old), []).append(old)
+                del key_of[trace_id]
+            if key is not None:
+                adds.setdefault(min(bisect_left(maxes, key), last), []).append((key, trace_id))
+                key_of[trace_id] = key
+        for c in sorted(drops.keys() | adds.keys(), reverse=True):  # from the end: indices stay valid
+            keys, ids = self._keys[c], self._ids[c]
+            gone, new = drops.get(c, ()), adds.get(c, ())
+            if len(gone) + len(new) > self.LOAD // 8:  # many: rebuild the chunk once
+                id_of = dict(zip(keys, ids, strict=True))
+                for key in gone:
+                    del id_of[key]
+                id_of.update(new)
+                keys[:] = sorted(id_of)
+                ids[:] = [id_of[key] for key in keys]
+            else:
+                for key in gone:
+                    i = bisect_left(keys, key)
+                    del keys[i]
+                    del ids[i]
+                for key, trace_id in new:
+                    i = bisect_left(keys, key)
+                    keys.insert(i, key)
+                    ids.insert(i, trace_id)
+            if keys:
+                maxes[c] = keys[-1]
+            self._touch(c)
+            if len(keys) > 2 * self.LOAD:
+                self._split(c)
+            else:
+                self._settle(c)
+
+    def _split(self, c: int) -> None:
+        keys, ids, load = self._keys[c], self._ids[c], self.LOAD
+        self._touch(c)
+        self._keys[c:c + 1] = [keys[i:i + load] for i in range(0, len(keys), load)]
+        self._ids[c:c + 1] = [ids[i:i + load] for i in range(0, len(ids), load)]
+        self._maxes[c:c + 1] = [chunk[-1] for chunk in self._keys[c:c + (len(keys) + load - 1) // load]]
+
+    def _settle(self, c: int) -> None:
+        """After removals from chunk ``c``: drop it if empty, merge it into a neighbour if small."""
+        keys = self._keys[c]
+        if not keys:
+            self._touch(c)
+            del self._keys[c], self._ids[c], self._maxes[c]
+            return
+        self._maxes[c] = keys[-1]
+        if len(keys) < self.LOAD // 4 and len(self._keys) > 1:
+            left = c - 1 if c + 1 == len(self._keys) else c
+            self._touch(left)
+            self._keys[left] += self._keys.pop(left + 1)
+            self._ids[left] += self._ids.pop(left + 1)
+            del self._maxes[left]
+            if len(self._keys[left]) > 2 * self.LOAD:
+                self._split(left)
+
+
+# --- what a filter query asks for ------------------------------------------------------------------
+
+#: Hex digits from which a query is also taken as the start of a trace or span id. Shorter runs are
+#: words ("cafe", "added", "facade"); eight is what a log line or a screen usually shows of an id,
+#: and with eight digits a random id matches by chance once in four billion.
+MIN_ID_PREFIX = 8
+_HEX = re.compile(r"[0-9a-f]+")
+_INT = re.compile(r"-?[0-9]+")
+_KEY = re.compile(r"[^\s=]+")
+
+_TEXT, _TRACE_ID, _SPAN_ID, _PAIR = "text", "trace id", "span id", "key=value"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A filter query, parsed once per keystroke. One box, no query language; a trace matches when
+    any of its spans does, and a query is read as the first of these that fits:
+
+    ``key=value``
+        (no space in the key) an attribute of a span — or of its events, links or resource, or
+        nested in a map — with exactly that key and a value that, formatted as the detail pane shows
+        it, is exactly ``value``: ``gen_ai.request.model=llama3.2``, ``http.response.status_code=500``,
+        ``retry=false``. Exact means case too. Scalar values only (not arrays or maps). Found in each
+        span's serialised bytes, by the wire encoding of that pair, so no span is decoded.
+    32 hex digits
+        that trace id, looked up in the store: O(1), no scan.
+    16 hex digits
+        the trace holding that span id, and traces whose id starts with those digits: one dict
+        lookup per trace, no text scan.
+    anything else
+        case-insensitive text in span names, services, attribute keys and values, event and prompt
+        text (see :meth:`TraceListIndex.matches`); also a resource attribute key, whole
+        (``k8s.pod.name``: a part of one, such as ``name``, would match every trace of a process);
+        and with at least :data:`MIN_ID_PREFIX` hex digits, the start of a trace or span id too.
+
+    Ids compare in lower case, as they are stored; a pasted upper-case id works.
+    """
+
+    #: As typed, spaces at either end stripped.
+    typed: str
+    #: Lower-cased, for text search.
+    text: str
+    kind: str = _TEXT
+    #: ``text`` as bytes, for the raw-bytes search of ASCII queries.
+    needle: bytes = b""
+    #: ``text`` case-folded, when it has non-ASCII letters (see :meth:`TraceListIndex.matches`).
+    unicode: str | None = None
+    #: The id digits a text query also matches at the start of trace ids (and, up to 16, span ids).
+    id_prefix: str = ""
+    key: str = ""
+    value: str = ""
+    #: The wire bytes every serialised ``KeyValue`` with this key starts with.
+    pair_prefix: bytes = b""
+    #: The wire bytes of the whole pair, one per encoding the value can have (string, int, ...).
+    pair_patterns: tuple[bytes, ...] = ()
+
+    @classmethod
+    def parse(cls, typed: str) -> Query:
+        typed = typed.strip()
+        text = typed.lower()
+        key, equals, value = typed.partition("=")
+        key, value = key.strip(), value.strip()
+        if equals and _KEY.fullmatch(key):
+            prefix, patterns = _pair_wire(key, value)
+            return cls(typed, text, _PAIR, key=key, value=value, pair_prefix=prefix, pair_patterns=patterns)
+        hex_digits = _HEX.fullmatch(text) is not None
+        if hex_digits and len(text) == 32:
+            return cls(typed, text, _TRACE_ID)
+        if hex_digits and len(text) == 16:
+            return cls(typed, text, _SPAN_ID)
+        return cls(typed, text, _TEXT, text.encode(), None if text.isascii() else text.casefold(),
+                   text if hex_digits and MIN_ID_PREFIX <= len(text) < 32 else "")
+
+    def narrows(self, old: Query, resource_keys: set[str] | None) -> bool:
+        """Whether every trace this query matches is sure to match ``old`` too, so that only old's
+        matches need a look (the next keystroke of a word). ``resource_keys``: the lower-cased
+        resource keys the store has seen, ``None`` if it stopped counting."""
+        if not old.typed or self.typed == old.typed:
+            return True
+        if not self.typed.startswith(old.typed) or self.kind == _PAIR or old.kind == _PAIR:
+            return False
+        if self.kind == _TEXT:
+            # Text and id prefixes narrow as the query grows; a whole resource key does not.
+            if old.kind != _TEXT or (self.id_prefix and not old.id_prefix):
+                return False
+            return resource_keys is not None and self.text not in resource_keys
+        # A whole id: a longer prefix of the ids old matched as a prefix (a 16-digit query matches
+        # trace ids by prefix too, but span ids only whole).
+        return bool(old.id_prefix) or (old.kind == _SPAN_ID and self.kind == _TRACE_ID)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _length_delimited(tag: int, payload: bytes) -> bytes:
+    return bytes([tag]) + _varint(len(payload)) + payload
+
+
+def _pair_wire(key: str, value: str) -> tuple[bytes, tuple[bytes, ...]]:
+    """The OTLP wire encoding of ``KeyValue{key, AnyValue}`` for every ``AnyValue`` that
+    :func:`format_value` shows as ``value``: the string itself, and when the text reads as one, the
+    bool, int, double, bytes or empty value. Protobuf writes fields in number order with minimal
+    lengths, so a stored pair is exactly one of these byte strings."""
+    values = [_length_delimited(0x0A, value.encode())]  # string_value = 1
+    if value in ("true", "false"):
+        values.append(bytes([0x10, value == "true"]))  # bool_value = 2
+    if _INT.fullmatch(value) and str(int(value)) == value and -(2**63) <= int(value) < 2**63:
+        values.append(b"\x18" + _varint(int(value) & (2**64 - 1)))  # int_value = 3
+    try:
+        number = float(value)
+    except ValueError:
+        pass
+    else:
+        if repr(number) == value:
+            values.append(b"\x21" + struct.pack("<d", number))  # double_value = 4
+    if value.startswith("0x"):
+        try:
+            raw = bytes.fromhex(value[2:])
+        except ValueError:
+            pass
+        else:
+            if "0x" + raw.hex() == value:
+                values.append(_length_delimited(0x3A, raw))  # bytes_value = 7
+    if value == "null":
+        values.append(b"")  # an AnyValue with nothing set
+    prefix = _length_delimited(0x0A, key.encode()) + b"\x12"  # KeyValue.key = 1, .value = 2
+    return prefix, tuple(prefix + _varint(len(v)) + v for v in values)
+
+
+def _has_pair(attributes: Mapping[str, AttrValue], key: str, value: str) -> bool:
+    """``key`` with a scalar value formatted as ``value`` in ``attributes`` or in maps nested in them."""
+    maps: list[Mapping[str, AttrValue]] = [attributes]
+    while maps:
+        items = maps.pop()
+        if key in items and _formats_as(items[key], value):
+            return True
+        nested: list[AttrValue] = [v for v in items.values() if isinstance(v, (dict, tuple))]
+        while nested:
+            item = nested.pop()
+            if isinstance(item, dict):
+                maps.append(item)
+            elif isinstance(item, tuple):
+                nested.extend(v for v in item if isinstance(v, (dict, tuple)))
+    return False
+
+
+def _formats_as(found: AttrValue, value: str) -> bool:
+    if isinstance(found, str):
+        return found == value
+    return not isinstance(found, (dict, tuple)) and format_value(found) == value
+
+
+def _span_has_pair(span: Span, key: str, value: str) -> bool:
+    """The decoded counterpart of the wire search, for spans built in code (tests, tools)."""
+    return (_has_pair(span.attributes, key, value)
+            or any(_has_pair(event.attributes, key, value) for event in span.events)
+            or any(_has_pair(link.attributes, key, value) for link in span.links))
+
+
+def _in_memory(span: Span) -> bool:
+    """True for a span built in code (attributes at hand), False for a received one (serialised
+    bytes): ``may_contain`` with no needles is true only when there are no bytes to rule out."""
+    return span.may_contain()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,71 +467,110 @@ class TraceSummary:
     tokens_out: int | None
 
 
+#: Resources whose filter verdict is remembered (they are few: one per export batch and process).
+_RESOURCE_MEMO = 4096
+
+
 class TraceListIndex:
-    """Filtered, expandable, newest-first rows over a :class:`TraceStore`."""
+    """Filtered, expandable rows over a :class:`TraceStore`: traces by start time, newest first.
+
+    "Newest" is the trace's start (its earliest span), so a trace sits where it happened, whatever
+    batch or exporter brought it; ties go by arrival. A trace whose start moves earlier — its root
+    arrives after its children — moves down to its place when that change set is applied. The
+    store still evicts by *arrival* (:class:`TraceStore`), so under a flood the rows that vanish
+    are those that came first, which are usually, not always, the bottom rows.
+
+    Two orders are kept: every trace (``_all``) and the traces the filter lets through
+    (``_members``, the same object while nothing is filtered), so a new filter can scan newest
+    first without sorting anything.
+    """
 
     def __init__(self, store: TraceStore) -> None:
         self.store = store
+        #: The filter as typed (stripped); :attr:`query` is what it asks for.
         self.filter_text = ""
         self.errors_only = False
-        self._ids: list[str] = []  # matching traces, oldest first
-        self._seqs: list[int] = []  # their store sequence numbers (sorted)
-        self._seq_of: dict[str, int] = {}
+        self.query = Query.parse("")
+        self._test: Callable[[Trace], bool] | None = None
+        self._all = _Order()
+        self._members = self._all
         self._expanded: dict[str, _Expansion] = {}
-        self._expanded_order: list[tuple[int, str]] = []  # (seq, id), newest first
+        self._expanded_order: list[tuple[int, str]] = []  # (key, id), newest first
+        self._layout: tuple[list[int], list[tuple[int, int, str, int]], int] | None = None
         self._summaries: dict[str, tuple[int, TraceSummary]] = {}
-        #: Ids of traces the current filter has not looked at yet, oldest first (scanned from the end).
-        self._pending: list[str] = []
+        #: Ids of traces the current filter has not looked at yet, oldest first, in chunks (scanned
+        #: from the end; an empty chunk is dropped as soon as it empties).
+        self._pending: list[list[str]] = []
         #: Expanded traces hidden by a filter change, re-expanded if they match again.
         self._want_expanded: set[str] = set()
-        self._needle = b""
-        #: The filter case-folded as text when it has non-ASCII letters (see :meth:`matches`).
-        self._unicode_needle: str | None = None
+        #: Keys (by seq) of the traces the last change set took off the list, for :meth:`position_near`.
+        self._gone: dict[int, int] = {}
         self.rebuild()
 
     # --- size and lookup -------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._ids) + sum(len(e.rows) for e in self._expanded.values())
+        return len(self._members) + (self._layout or self._lay_out())[2]
 
     @property
     def trace_count(self) -> int:
-        return len(self._ids)
+        return len(self._members)
+
+    def _lay_out(self) -> tuple[list[int], list[tuple[int, int, str, int]], int]:
+        """Where each expanded trace's block of rows starts, newest first: (starts, (start, span
+        rows, trace id, span rows above) per block, all span rows). Kept until the rows change, so
+        reading a screen of rows costs a bisection each, however many traces are expanded."""
+        members = self._members
+        last = len(members) - 1
+        starts: list[int] = []
+        blocks: list[tuple[int, int, str, int]] = []
+        extra = 0
+        for key, trace_id in self._expanded_order:
+            count = len(self._expanded[trace_id].rows)
+            start = last - members.rank(key) + extra
+            starts.append(start)
+            blocks.append((start, count, trace_id, extra))
+            extra += count
+        layout = self._layout = (starts, blocks, extra)
+        return layout
 
     def row(self, index: int) -> ListRow:
         """The row at display position ``index`` (0 = newest trace)."""
-        n = len(self._ids)
+        starts, blocks, _ = self._layout or self._lay_out()
         extra = 0
-        for seq, trace_id in self._expanded_order:
-            k = bisect_left(self._seqs, seq)
-            start = (n - 1 - k) + extra
-            if index < start:
-                break
-            expansion = self._expanded[trace_id]
-            if index <= start + len(expansion.rows):
-                trace = self.store.shown(trace_id)
-                assert trace is not None
-                if index == start:
-                    return ListRow(trace)
-                i = index - start - 1
-                return ListRow(trace, expansion.rows[i], expansion.guides[i])
-            extra += len(expansion.rows)
+        if starts:
+            b = bisect_right(starts, index) - 1
+            if b >= 0:
+                start, count, trace_id, above = blocks[b]
+                if index <= start + count:
+                    trace = self.store.shown(trace_id)
+                    assert trace is not None
+                    if index == start:
+                        return ListRow(trace)
+                    expansion = self._expanded[trace_id]
+                    i = index - start - 1
+                    return ListRow(trace, expansion.rows[i], expansion.guides[i])
+                extra = above + count
+        members = self._members
+        n = len(members)
         position = index - extra
         if not 0 <= position < n:
             raise IndexError(index)
-        trace = self.store.shown(self._ids[n - 1 - position])
+        trace = self.store.shown(members.id_at(n - 1 - position))
         assert trace is not None
         return ListRow(trace)
 
     def position_of(self, trace_id: str, span_id: str | None = None) -> int | None:
         """Display position of a trace row (or of one of its span rows when expanded), if shown."""
-        seq = self._seq_of.get(trace_id)
-        if seq is None:
+        key = self._members.key_of.get(trace_id)
+        if key is None:
             return None
-        k = bisect_left(self._seqs, seq)
-        position = len(self._ids) - 1 - k
-        for other_seq, other_id in self._expanded_order:
-            if other_seq <= seq:
+        return self._position(key, trace_id, span_id)
+
+    def _position(self, key: int, trace_id: str, span_id: str | None = None) -> int | None:
+        position = len(self._members) - 1 - self._members.rank(key)
+        for other_key, other_id in self._expanded_order:
+            if other_key <= key:
                 break
             position += len(self._expanded[other_id].rows)
         if span_id is None:
@@ -136,15 +582,31 @@ class TraceListIndex:
 
     def shown_trace_ids(self) -> list[str]:
         """Every trace the list shows (matching the filter), newest first."""
-        return self._ids[::-1]
+        return self._members.ids()[::-1]
 
-    def position_near(self, seq: int) -> int | None:
-        """Row of the shown trace closest in age to a trace that is gone (the next newer, else the
-        newest older): where the selection goes when its trace is evicted or filtered out."""
-        if not self._ids:
+    def position_near(self, seq: int, trace_id: str | None = None) -> int | None:
+        """Row of the shown trace next to where a trace that is gone (evicted or filtered out) would
+        be — the next newer, else the newest older: where the selection goes when it loses its trace.
+
+        Pass the trace's id: its place is where its start time puts it (read from the store, which
+        keeps an evicted trace until the change set after the one reporting it). With ``seq``
+        (:attr:`Trace.seq`) alone the place is known at once only for a trace the last change set
+        took off the list; otherwise it is looked for among all traces held, O(n).
+        """
+        members = self._members
+        if not len(members):
             return None
-        k = min(bisect_left(self._seqs, seq), len(self._ids) - 1)
-        return self.position_of(self._ids[k])
+        key = None
+        trace = self.store.shown(trace_id) if trace_id is not None else None
+        if trace is not None and trace.seq == seq:
+            key = order_key(trace)
+        if key is None:
+            key = self._gone.get(seq)
+        if key is None:
+            key = self._all.find_seq(seq)
+        if key is None:
+            return 0
+        return self._position(*members.at(min(members.rank(key), len(members) - 1)))
 
     def parent_position(self, index: int) -> int | None:
         """Where ``←`` goes from a span row: its parent span's row, or its trace's row."""
@@ -165,7 +627,7 @@ class TraceListIndex:
 
     def expand(self, trace_id: str) -> bool:
         trace = self.store.get(trace_id)
-        if trace is None or trace_id not in self._seq_of or trace_id in self._expanded:
+        if trace is None or trace_id not in self._members or trace_id in self._expanded:
             return False
         self._expanded[trace_id] = _Expansion.of(trace)
         self._order_expanded()
@@ -178,7 +640,9 @@ class TraceListIndex:
         return True
 
     def _order_expanded(self) -> None:
-        self._expanded_order = sorted(((self._seq_of[t], t) for t in self._expanded), reverse=True)
+        self._layout = None
+        key_of = self._members.key_of
+        self._expanded_order = sorted(((key_of[t], t) for t in self._expanded), reverse=True)
 
     # --- filtering -------------------------------------------------------------------------------
     #
@@ -188,24 +652,40 @@ class TraceListIndex:
     # while the UI keeps running. A narrower filter (the next keystroke) scans only what matched.
 
     def set_filter(self, text: str | None = None, errors_only: bool | None = None, *, scan: bool = True) -> None:
-        """Change the filter; with ``scan`` it completes now, otherwise call :meth:`continue_scan`."""
-        old_text, old_errors, was_done = self.filter_text, self.errors_only, self.scan_done
+        """Change the filter (see :class:`Query` for what it finds); with ``scan`` it completes now,
+        otherwise call :meth:`continue_scan`."""
+        old_query, old_errors, was_done = self.query, self.errors_only, self.scan_done
+        self._layout = None
         if text is not None:
-            self.filter_text = text.strip().lower()
+            self.filter_text = text.strip()
         if errors_only is not None:
             self.errors_only = errors_only
-        self._needle = self.filter_text.encode()
-        self._unicode_needle = None if self.filter_text.isascii() else self.filter_text.casefold()
-        narrower = (was_done and self.filter_text.startswith(old_text) and (self.errors_only or not old_errors)
-                    and (old_text or old_errors))
-        candidates = self._ids if narrower else None  # the old member list, reused as is
+        query = self.query = Query.parse(self.filter_text)
+        self._test = self._test_for(query)
+        self._gone = {}
+        narrower = (was_done and (self.errors_only or not old_errors) and bool(old_query.typed or old_errors)
+                    and query.narrows(old_query, self.store.resource_keys))
+        # The old members, handed over as they are (unless they are every trace, which lives on).
+        candidates = self._members.id_chunks(copy=self._members is self._all) if narrower else None
         self._want_expanded |= set(self._expanded)
-        self._reset_members()
-        if not self.filter_text and not self.errors_only:
-            self._pending = []
-            self._take_all()
-        else:
-            self._pending = candidates if candidates is not None else self.store.trace_ids()
+        self._expanded.clear()
+        self._expanded_order = []
+        self._pending = []
+        if not query.typed and not self.errors_only:
+            self._members = self._all
+            self._expand_wanted(list(self._want_expanded))
+            return
+        if query.kind in (_TRACE_ID, _SPAN_ID):  # decided now: no text to search
+            if query.kind == _TRACE_ID:  # one dict lookup, however much is stored
+                trace = self.store.get(query.text)
+                found = [trace] if trace is not None else []
+            else:  # one dict lookup a trace
+                found = self.store.traces_with(query.text, query.text)
+            self._members = _Order.of([t for t in found if self.matches(t)])
+            self._expand_wanted([t.trace_id for t in found])
+            return
+        self._members = _Order()
+        self._pending = candidates if candidates is not None else self._all.id_chunks(copy=True)
         if scan:
             self.continue_scan(None)
 
@@ -217,7 +697,7 @@ class TraceListIndex:
     def scan_progress(self) -> float:
         """Share of the store the current filter has looked at (1.0 when done)."""
         total = len(self.store)
-        return 1.0 if not self._pending or not total else 1.0 - len(self._pending) / total
+        return 1.0 if not self._pending or not total else 1.0 - sum(map(len, self._pending)) / total
 
     def continue_scan(self, budget_s: float | None, until_rows: int | None = None) -> None:
         """Scan pending traces newest first for ``budget_s`` seconds (None: to the end), stopping
@@ -227,147 +707,147 @@ class TraceListIndex:
         found: list[Trace] = []
         checked = 0
         get = self.store.get
-        while pending:
-            trace = get(pending.pop())
-            if trace is None or trace.trace_id in self._seq_of:
-                continue  # evicted since, or already added by a live update
-            if self.matches(trace):
-                found.append(trace)
-            checked += 1
-            if checked % 64 == 0:
-                if deadline is not None and time.perf_counter() > deadline:
-                    break
-                if until_rows is not None and len(self._ids) + len(found) >= until_rows:
-                    break
+        filed = self._members.key_of
+        matches = self.matches if self.errors_only or self._test is None else self._test
+        stop = False
+        while pending and not stop:
+            chunk = pending[-1]
+            while chunk:
+                trace = get(chunk.pop())
+                if trace is None or trace.trace_id in filed:
+                    continue  # evicted since, or already added by a live update
+                if matches(trace):
+                    found.append(trace)
+                checked += 1
+                if checked % 64 == 0:
+                    if deadline is not None and time.perf_counter() > deadline:
+                        stop = True
+                        break
+                    if until_rows is not None and len(filed) + len(found) >= until_rows:
+                        stop = True
+                        break
+            if not chunk:
+                pending.pop()
         self._add_scanned(found)
 
     def _add_scanned(self, found: list[Trace]) -> None:
         """Add matches found newest first; normally all older than every member, so one prepend."""
         if not found:
             return
+        self._layout = None
         found.reverse()
-        if not self._seqs or found[-1].seq < self._seqs[0]:
-            self._ids[0:0] = [t.trace_id for t in found]
-            self._seqs[0:0] = [t.seq for t in found]
-            for trace in found:
-                self._seq_of[trace.trace_id] = trace.seq
-        else:
-            for trace in found:
-                self._insert(trace)
-        self._expand_wanted([t.trace_id for t in found])
+        ids = [t.trace_id for t in found]
+        # The key every trace is filed under (the same int objects: a dropped member list frees none).
+        filed = self._all.key_of
+        keys = [filed.get(t.trace_id) or order_key(t) for t in found]
+        members = self._members
+        if members.rank(keys[-1]) == 0 and keys == sorted(keys):
+            members.prepend(keys, ids)
+        else:  # a trace's start moved since the scan began, or a live update got ahead
+            members.update(dict(zip(ids, keys, strict=True)))
+        if self._want_expanded:
+            self._expand_wanted(ids)
 
     def matches(self, trace: Trace) -> bool:
-        """Errors-only and the filter text, case-insensitively, anywhere in the trace's strings.
+        """Errors-only and the filter (:class:`Query`).
 
-        An ASCII filter is searched for in each span's raw bytes (``bytes.lower`` folds ASCII, which
-        is all such a filter needs, and no span is decoded). A filter with other letters ("café",
-        "Straße") needs Unicode case folding, so it decodes each span's text: about ten times
-        slower, paid only by such filters.
+        Text is searched case-insensitively in each span's strings. An ASCII query is searched for
+        in each span's raw bytes (``bytes.lower`` folds ASCII, which is all such a query needs, and
+        no span is decoded); those bytes are the serialised span, so attribute keys are found as
+        text too. A query with other letters ("café", "Straße") needs Unicode case folding, so it
+        decodes each span's text: about ten times slower, paid only by such queries.
         """
         if self.errors_only and not trace.has_error:
             return False
-        if not self.filter_text:
-            return True
-        needle, text, unicode = self._needle, self.filter_text, self._unicode_needle
-        resources: set[int] = set()
-        for span in trace.spans.values():
-            if (needle in span.search_bytes) if unicode is None else (unicode in span.search_text):
-                return True
-            if id(span.resource) not in resources:
-                resources.add(id(span.resource))
-                service = span.resource.service_name
-                if (text in service.lower()) if unicode is None else (unicode in service.casefold()):
-                    return True
-        return False
+        test = self._test
+        return test is None or test(trace)
+
+    @staticmethod
+    def _test_for(query: Query) -> Callable[[Trace], bool] | None:
+        """The query's test of one trace (errors-only aside), made once per query: a closure over
+        what it needs, because it runs for every trace a scan looks at."""
+        if not query.typed:
+            return None
+        text = query.text
+        if query.kind == _TRACE_ID:
+            return lambda trace: trace.trace_id == text
+        if query.kind == _SPAN_ID:
+            return lambda trace: text in trace.spans or trace.trace_id.startswith(text)
+        if query.kind == _PAIR:
+            return _pair_test(query)
+        return _text_test(query)
 
     # --- applying changes --------------------------------------------------------------------------
 
     def rebuild(self) -> None:
-        """Recompute membership from scratch, completely (after a clear; tests compare against it)."""
-        self.set_filter(self.filter_text, self.errors_only)
-
-    def _reset_members(self) -> None:
-        self._ids, self._seqs, self._seq_of = [], [], {}
+        """Recompute everything from the store, completely (after a clear; tests compare against it)."""
+        self._all = _Order.of(list(self.store))
+        self._members = self._all
+        self._layout = None
         self._expanded.clear()
         self._expanded_order = []
-
-    def _take_all(self) -> None:
-        """No filter: every trace is a member (no scan needed)."""
-        traces = list(self.store)
-        self._ids = [t.trace_id for t in traces]
-        self._seqs = [t.seq for t in traces]
-        self._seq_of = dict(zip(self._ids, self._seqs, strict=True))
-        self._expand_wanted(list(self._want_expanded))
+        self.set_filter(self.filter_text, self.errors_only)
 
     def _expand_wanted(self, trace_ids: list[str]) -> None:
         """Re-expand those of ``trace_ids`` that were expanded before a filter hid them, once shown again."""
         for trace_id in trace_ids:
-            if trace_id in self._want_expanded and trace_id in self._seq_of:
+            if trace_id in self._want_expanded and trace_id in self._members:
                 self._want_expanded.discard(trace_id)
                 self.expand(trace_id)
 
     def apply(self, changes: StoreChanges) -> None:
         """Bring the index up to date with one change set from :meth:`TraceStore.drain_changes`."""
+        self._gone = {}
+        self._layout = None
         if changes.cleared:
             self._want_expanded.clear()
             self._summaries.clear()
-            self._reset_members()
             self.rebuild()
-        if changes.evicted:
-            self._remove_evicted(changes.evicted)
-        expansion_changed = False
-        for trace_id in changes.updated:
-            trace = self.store.get(trace_id)
-            if trace is None:
-                continue
-            member = trace_id in self._seq_of
-            if self.matches(trace):
-                if not member:
-                    self._insert(trace)
-                    self._expand_wanted([trace_id])
-                elif trace_id in self._expanded:
-                    self._expanded[trace_id] = _Expansion.of(trace)
-            elif member:
-                self._remove(trace_id)
-                expansion_changed |= self._expanded.pop(trace_id, None) is not None
-        if expansion_changed:
-            self._order_expanded()
-
-    def _insert(self, trace: Trace) -> None:
-        if not self._seqs or trace.seq > self._seqs[-1]:
-            self._ids.append(trace.trace_id)
-            self._seqs.append(trace.seq)
-        else:
-            k = bisect_left(self._seqs, trace.seq)
-            self._ids.insert(k, trace.trace_id)
-            self._seqs.insert(k, trace.seq)
-        self._seq_of[trace.trace_id] = trace.seq
-
-    def _remove(self, trace_id: str) -> None:
-        seq = self._seq_of.pop(trace_id)
-        k = bisect_left(self._seqs, seq)
-        del self._ids[k]
-        del self._seqs[k]
-
-    def _remove_evicted(self, evicted: set[str]) -> None:
-        # The store evicts oldest first, so evicted members are a prefix of the index.
-        k = 0
-        while k < len(self._ids) and self._ids[k] in evicted:
-            k += 1
-        for trace_id in self._ids[:k]:
-            del self._seq_of[trace_id]
-        del self._ids[:k]
-        del self._seqs[:k]
-        for trace_id in evicted:
-            if trace_id in self._seq_of:  # not in the prefix (cannot happen with oldest-first eviction)
-                self._remove(trace_id)
+        members, every = self._members, self._all
+        filtered = members is not every
+        moves: dict[str, int | None] = {}
+        member_moves: dict[str, int | None] = {}
+        gone_key = members.key_of.get
+        for trace_id in changes.evicted:
+            if trace_id in every:
+                moves[trace_id] = None
+            key = gone_key(trace_id)
+            if key is not None:
+                self._gone[key & _SEQ_MASK] = key
+                member_moves[trace_id] = None
             self._summaries.pop(trace_id, None)
             self._want_expanded.discard(trace_id)
-        gone = [t for t in self._expanded if t in evicted]
-        for trace_id in gone:
-            del self._expanded[trace_id]
-        if gone:
+        expanded = self._expanded
+        reorder = False
+        for trace_id in changes.evicted:
+            reorder |= expanded.pop(trace_id, None) is not None
+        store_get = self.store.get
+        filed = members.key_of
+        added: list[str] = []
+        for trace_id in changes.updated:
+            trace = store_get(trace_id)
+            if trace is None:
+                continue
+            key = moves[trace_id] = order_key(trace)
+            if not filtered or self.matches(trace):
+                if trace_id not in filed or member_moves.get(trace_id, 0) is None:  # new, or back
+                    added.append(trace_id)
+                member_moves[trace_id] = key
+                if trace_id in expanded:
+                    expanded[trace_id] = _Expansion.of(trace)
+                    reorder = True  # its key may have moved
+            elif trace_id in filed:
+                old = filed[trace_id]
+                self._gone[old & _SEQ_MASK] = old
+                member_moves[trace_id] = None
+                reorder |= expanded.pop(trace_id, None) is not None
+        every.update(moves)  # while nothing is filtered, the members are every trace: this is them
+        if filtered:
+            members.update(member_moves)
+        if reorder:
             self._order_expanded()
+        if added and self._want_expanded:
+            self._expand_wanted(added)
 
     # --- per-trace LLM summary ---------------------------------------------------------------------
 
@@ -379,6 +859,80 @@ class TraceListIndex:
         summary = TraceSummary(*summarize(usage for _, usage in usage_spans(trace)))
         self._summaries[trace.trace_id] = (trace.version, summary)
         return summary
+
+
+def _resource_test(decide: Callable[[Resource], bool]) -> Callable[[Resource], bool]:
+    """``decide``, remembered per resource: spans share their resource (one per export batch and
+    process), so a scan decides each once. The resource is held with its verdict so that its id
+    cannot be reused while remembered."""
+    memo: dict[int, tuple[Resource, bool]] = {}
+
+    def test(resource: Resource) -> bool:
+        known = memo.get(id(resource))
+        if known is None:
+            if len(memo) >= _RESOURCE_MEMO:
+                memo.clear()
+            known = memo[id(resource)] = (resource, decide(resource))
+        return known[1]
+
+    return test
+
+
+def _text_test(query: Query) -> Callable[[Trace], bool]:
+    needle, unicode, id_prefix = query.needle, query.unicode, query.id_prefix
+    span_prefix = id_prefix if len(id_prefix) <= 16 else ""
+    resource_matches = _resource_test(lambda r: _resource_has_text(r.attributes, r.service_name, query))
+
+    def test(trace: Trace) -> bool:
+        if id_prefix and trace.trace_id.startswith(id_prefix):
+            return True
+        last = None
+        for span in trace.spans.values():
+            if (needle in span.search_bytes) if unicode is None else (unicode in span.search_text):
+                return True
+            if span_prefix and span.span_id.startswith(span_prefix):
+                return True
+            if span.resource is not last:
+                last = span.resource
+                if resource_matches(last):
+                    return True
+        return False
+
+    return test
+
+
+def _pair_test(query: Query) -> Callable[[Trace], bool]:
+    key, value, patterns = query.key, query.value, query.pair_patterns
+    # One search a span: the whole pair when its value has one encoding (most have), else the
+    # key's bytes first (most spans lack the key), then each encoding.
+    single = len(patterns) == 1
+    probe = patterns[0] if single else query.pair_prefix
+    resource_matches = _resource_test(lambda r: _has_pair(r.attributes, key, value))
+
+    def test(trace: Trace) -> bool:
+        last = None
+        for span in trace.spans.values():
+            if span.may_contain(probe):
+                if _in_memory(span):
+                    if _span_has_pair(span, key, value):
+                        return True
+                elif single or span.may_contain(*patterns):
+                    return True
+            if span.resource is not last:
+                last = span.resource
+                if resource_matches(last):
+                    return True
+        return False
+
+    return test
+
+
+def _resource_has_text(attributes: Mapping[str, AttrValue], service: str, query: Query) -> bool:
+    """A text query against a resource: in its service name, or one of its keys whole."""
+    text, unicode = query.text, query.unicode
+    if (text in service.lower()) if unicode is None else (unicode in service.casefold()):
+        return True
+    return any(key.lower() == text for key in attributes)
 
 
 def usage_spans(trace: Trace) -> list[tuple[Span, UsageSummary]]:

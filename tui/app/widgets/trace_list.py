@@ -168,7 +168,7 @@ class TraceList(ScrollView, can_focus=True):
             if position is None and self.selected[1] is not None:
                 position = self.index.position_of(self.selected[0])  # span gone: its trace
             if position is None:
-                nearest = self.index.position_near(self._selected_seq)
+                nearest = self.index.position_near(self._selected_seq, self.selected[0])
                 self._move_to(nearest if nearest is not None else 0, force_message=True, live=live)
             else:
                 # Keep the view still: shift by the rows that appeared above the selection.
