@@ -57,7 +57,7 @@ class TracesScreen(Screen[None]):
         Binding("e", "toggle_errors", "Errors", tooltip="Errors only: traces with an error (toggle)",
                 id="traces.errors"),
         Binding("f", "toggle_follow", "Follow", tooltip="Follow the newest trace (toggle)", id="traces.follow"),
-        Binding("p", "toggle_pause", "Pause", tooltip="Freeze the list while spans keep arriving (toggle)",
+        Binding("p", "toggle_pause", "Pause", tooltip="Pause: freeze the list while spans keep arriving (toggle)",
                 id="traces.pause"),
         Binding("t", "next_tab", "Next tab", show=False, id="traces.next_tab"),
         Binding("z", "zoom", "Zoom", tooltip="Give the focused pane the whole screen (again: back)",
