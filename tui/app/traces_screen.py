@@ -186,7 +186,7 @@ class TracesScreen(Screen[None]):
             log_store.clear()
         trace_list = self.trace_list
         trace_list.apply_changes(changes)
-        self.set_class(not len(trace_list.index), "-empty")
+        self._show_emptiness()
         selected = trace_list.selected
         if selected is not None and (selected[0] in changes.updated or changes.cleared):
             self.policy.detail_changed()
@@ -208,12 +208,20 @@ class TracesScreen(Screen[None]):
             shown=index.trace_count, scanned=index.scan_progress, retries_asked=stats.retries_asked,
             forwarding=self._forwarding())
         self.overloaded = self.rates.overloaded(now)
-        if len(store) and (self.filter_text or self.errors_only):
-            lines = no_match_lines(len(store), self.filter_text, self.errors_only)
+        self._show_emptiness()
+
+    def _show_emptiness(self) -> None:
+        """With no row to show: what the list says instead, and no room spent on an empty detail pane."""
+        empty = not len(self.trace_list.index)
+        self.set_class(empty, "-empty")
+        if not empty:
+            return
+        held = len(self.services.store)
+        if held and (self.filter_text or self.errors_only):
+            lines = no_match_lines(held, self.filter_text, self.errors_only)
         else:
             lines = empty_state_lines(self.services.receivers.addresses, self.services.receivers.scheme)
         self.trace_list.empty_lines = tuple(lines)
-        self.set_class(not len(index), "-empty")
 
     def _forwarding(self) -> tuple[int, int, str] | None:
         forwarders = self.services.receivers.forwarders
