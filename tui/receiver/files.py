@@ -15,7 +15,7 @@ each source gave and how many lines were not spans, and warns, naming the likely
 gave none. Everything becomes an ``ExportTraceServiceRequest`` and goes through the receivers' own
 ingest, so loaded spans are decoded, counted and shown exactly like received ones. Writing is
 OTLP/JSON lines, which this module reads back: a round trip gives identical spans.
-:func:`write_line` is the one writer of that format, so ``--save`` and the save keys cannot drift
+:func:`write_line` is the one writer of that format, so ``--save`` (:mod:`tui.receiver.recorder`) and the save keys cannot drift
 apart.
 """
 
@@ -24,10 +24,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import queue
 import re
 import sys
-import threading
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,7 +37,7 @@ from google.protobuf.message import DecodeError
 from tui.model.otlp_json import request_json
 from tui.model.store import Trace
 from tui.receiver.console_format import ConsoleBatch, is_console_span, node_span_count
-from tui.receiver.decode import BadRequest, ExportTraceServiceRequest, parse_json, to_otlp_json
+from tui.receiver.decode import BadRequest, ExportTraceServiceRequest, parse_json
 from tui.receiver.ingest import Ingest, Outcome
 
 #: Spans per request when converting console-exporter output.
@@ -310,38 +308,3 @@ def save_traces(path: Path, traces: Iterable[Trace]) -> tuple[int, int]:
             trace_count += 1
             span_count += trace.span_count
     return trace_count, span_count
-
-
-class RequestRecorder:
-    """``--save FILE``: every accepted trace request appended as one OTLP/JSON line, as it arrives.
-
-    Converting to JSON and writing happen on a thread of their own, so the receivers never wait for
-    the disk; each line is flushed as written, and :meth:`close` drains what is queued, so nothing
-    accepted is lost by quitting.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            self._file: TextIO = path.open("a", encoding="utf-8")
-        except OSError as exc:
-            raise UnreadableFile(f"--save {path}: {exc.strerror or exc}") from None
-        self._queue: queue.Queue[bytes | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._write, name="ollama-tui --save", daemon=True)
-        self._thread.start()
-        self.requests_written = 0
-
-    def record(self, body: bytes, _spans: int) -> None:
-        """An ingest listener: ``body`` is the serialised request."""
-        self._queue.put(body)
-
-    def _write(self) -> None:
-        while (body := self._queue.get()) is not None:
-            write_line(self._file, to_otlp_json(ExportTraceServiceRequest.FromString(body)))
-            self._file.flush()
-            self.requests_written += 1
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        self._file.close()

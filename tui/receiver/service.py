@@ -9,12 +9,12 @@ from pathlib import Path
 
 from tui.model.store import TraceStore
 from tui.receiver.connections import raise_open_files_limit
-from tui.receiver.files import RequestRecorder
 from tui.receiver.forward import Forwarder
 from tui.receiver.grpc_server import OtlpGrpcReceiver
 from tui.receiver.http_server import OtlpHttpReceiver
 from tui.receiver.ingest import Ingest, ReceiverStats, SpanQueue
 from tui.receiver.loop_lag import LoopLag
+from tui.receiver.recorder import RequestRecorder
 from tui.receiver.security import Security
 
 #: 32 MiB. gRPC's own default (4 MiB) rejects a 512-span batch of GenAI spans carrying long prompts;
