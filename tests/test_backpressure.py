@@ -52,11 +52,15 @@ async def test_full_queue_pushes_back_and_retry_succeeds(transport: str) -> None
 async def test_back_pressure_answers_carry_retry_hints() -> None:
     """HTTP says 503 with Retry-After; gRPC says UNAVAILABLE with a RetryInfo the SDK reads."""
     body = protobuf_request().SerializeToString()  # 2 spans
+    filling = protobuf_request()  # 2 other spans: ``body`` sent twice would be a duplicate, acknowledged
+    for span in filling.resource_spans[0].scope_spans[0].spans:
+        span.trace_id = bytes.fromhex("ab" * 16)
+    first_body = filling.SerializeToString()
     config = ReceiverConfig(grpc_port=0, http_port=0, queue_spans=3)
     async with running_receivers(config, pumping=False) as running:
         headers = {"Content-Type": "application/x-protobuf"}
         async with aiohttp.ClientSession() as session:
-            async with session.post(running.http_url + "/v1/traces", data=body, headers=headers) as first:
+            async with session.post(running.http_url + "/v1/traces", data=first_body, headers=headers) as first:
                 assert first.status == 200
             async with session.post(running.http_url + "/v1/traces", data=body, headers=headers) as refused:
                 assert refused.status == 503

@@ -1,5 +1,6 @@
 """``--load`` as a command, in real processes: console output piped in from a real instrumented program,
-the end of standard input ending ``--print``, warnings for input without spans, and a stable order."""
+the end of standard input ending ``--print``, warnings for input without spans, a stable order, and
+``--save`` files damaged the way a crash leaves them."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.trace import Tracer
+
 from support.otlp_bodies import TRACE_ID, protobuf_request
 from support.processes import COMMAND, run, started
+from support.sdk_spans import record
 from tui.model.otlp_json import request_json
 from tui.receiver.decode import spans_from_request
+from tui.receiver.recorder import RequestRecorder
 
 FIXTURES = Path(__file__).parent / "fixtures"
 APP = FIXTURES / "console_app.py"
@@ -166,3 +173,109 @@ def test_a_corrupt_file_is_one_line_and_status_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1].startswith(f"ollama-tui: {path}: neither OTLP JSON, OTLP protobuf nor "
                                                      "console-exporter output")
+
+
+def _record(path: Path, traces: int, spans: int = 10) -> None:
+    """Append ``traces`` requests of ``spans`` SDK spans each to ``path`` with --save's own recorder."""
+    def build(tracer: Tracer) -> None:
+        for t in range(traces):
+            with tracer.start_as_current_span(f"request {t}"):
+                for i in range(spans - 1):
+                    with tracer.start_as_current_span(f"step {i}"):
+                        pass
+
+    sent = record(build)
+    recorder = RequestRecorder(path)
+    for first in range(0, len(sent), spans):  # a trace's spans end together: children, then their root
+        recorder.record(encode_spans(sent[first:first + spans]).SerializeToString(), spans)
+    recorder.close()
+
+
+def _load(path: Path, *flags: str) -> tuple[int, int, list[str]]:
+    """(exit status, spans printed, stderr lines) of ``--print --load path``; spans counted from the tree's
+    trace lines, or the lines of ``--json``."""
+    result = run([*COMMAND, "--print", *flags, "--load", str(path)], capture_output=True, text=True)
+    if "--json" in flags:
+        printed = len(result.stdout.splitlines())
+    else:
+        printed = sum(int(m.group(1)) for m in re.finditer(r"^trace .*  (\d+) spans?$", result.stdout, re.M))
+    return result.returncode, printed, [line.replace(str(path), "FILE") for line in result.stderr.splitlines()]
+
+
+def _cut_middle_line(lines: list[bytes]) -> bytes:
+    lines[100] = lines[100][: len(lines[100]) // 2] + b"\n"
+    return b"".join(lines)
+
+
+def _nuls_for_a_middle_line(lines: list[bytes]) -> bytes:
+    lines[100] = b"\0" * (len(lines[100]) - 1) + b"\n"
+    return b"".join(lines)
+
+
+def _json_not_a_request(lines: list[bytes]) -> bytes:
+    lines[100] = b'{"resourceSpans": {"cut": true}}\n'
+    return b"".join(lines)
+
+
+CRASH = "as after a crash"
+DAMAGE = {  # how a crash leaves a 190-line, 1,900-span --save file; the damaged line and why
+    "last line cut short": (lambda lines: b"".join(lines)[:-700], 190,
+                            f"cut short (the file ends mid-line, {CRASH})"),
+    "4096 NULs at the end": (lambda lines: b"".join(lines) + b"\0" * 4096, 191,
+                             f"4,096 NUL bytes (where the data never reached the disk, {CRASH})"),
+    "a middle line cut short": (_cut_middle_line, 101, f"cut short (the line ends before its JSON does, {CRASH})"),
+    "NULs for a middle line": (_nuls_for_a_middle_line, 101, None),
+    "JSON but not a request in the middle": (_json_not_a_request, 101,
+                                             "JSON does not match ExportTraceServiceRequest: Failed to parse"),
+}
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    path = tmp_path_factory.mktemp("saved") / "app.jsonl"
+    _record(path, 190)
+    return path.read_bytes().splitlines(keepends=True)
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_save_file_damaged_by_a_crash_loads_every_whole_line(tmp_path: Path, saved: list[bytes],
+                                                               damage: str) -> None:
+    """Before, the JSON line in the middle stopped the load at 1,000 of 1,900 spans with status 2, and cut
+    lines and NULs were silently counted as "not a span"; now every whole line is loaded and the damage named."""
+    spoil, line, why = DAMAGE[damage]
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(spoil(list(saved)))
+    for flags in ((), ("--json",)):
+        status, printed, err = _load(path, *flags)
+        assert (status, printed) == (0, 1890 if line < 191 else 1900), (flags, err)
+        assert err[0] == f"ollama-tui: Loaded {printed:,} spans from FILE; 1 damaged line skipped", err
+        assert err[1].startswith(f"ollama-tui: warning: FILE: 1 line could not be read and was skipped — line {line}: "
+                                 + (why or f"{len(saved[100]) - 1:,} NUL bytes")), err
+    status, _, err = _load(path, "--strict")
+    assert status == 2 and "Traceback" not in "\n".join(err)
+    assert err[-1].startswith(f"ollama-tui: FILE line {line}: " + (why or "")), err
+
+
+def test_a_restarted_recorder_writing_onto_a_cut_line_loses_only_that_line(tmp_path: Path) -> None:
+    """--save killed mid-line, then started again: its first new line is appended to the cut one."""
+    path = tmp_path / "app.jsonl"
+    _record(path, 100)
+    data = path.read_bytes()
+    path.write_bytes(data[: data.rindex(b"\n", 0, len(data) - 1) + 200])  # the crash: the 100th line cut
+    _record(path, 90)  # the restart
+    status, printed, err = _load(path, "--json")
+    assert (status, printed) == (0, 1890), err
+    assert err[1] == ("ollama-tui: warning: FILE: 1 line could not be read and was skipped — line 100: cut short, "
+                      f"the next request written onto its end ({CRASH} and a restart)")
+
+
+def test_a_gzip_save_file_cut_short_loads_what_came_before(tmp_path: Path, saved: list[bytes]) -> None:
+    whole = gzip.compress(b"".join(saved))
+    path = tmp_path / "app.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    status, printed, err = _load(path)
+    cut = re.search(r"— line (\d+): cut short \(the file ends mid-line", err[1])
+    assert cut, err
+    assert status == 0 and printed == 10 * (int(cut.group(1)) - 1) and 0 < printed < 1900, err
+    assert err[1].endswith(f"; the compressed file is cut short here ({CRASH})"), err
+    assert _load(path, "--strict")[0] == 2

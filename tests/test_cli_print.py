@@ -210,3 +210,53 @@ def test_an_app_configured_only_by_otel_env_vars_shows_up() -> None:
     for module, block in zip(("http", "grpc"), (lines[:3], lines[3:]), strict=True):
         assert re.fullmatch(rf"trace [0-9a-f]{{32}}  env-app-{module}  handle request  \S+  2 spans", block[0]), block
         assert block[1].startswith("└─ handle request") and block[2].startswith("   └─ query")
+
+
+NO_TERMINAL = "ollama-tui: the viewer needs a terminal ({} is not one); use --print to print traces as text\n"
+NO_KEYS = ("ollama-tui: standard input is not a terminal, so keys cannot be read: run it without a pipe into it, "
+           "or use --print\n")
+
+
+def test_without_a_terminal_the_viewer_says_so_and_exits_at_once() -> None:
+    # Before, it ran on, drawing escape sequences into its standard error (~2.4 KB/s while idle).
+    result = run([*COMMAND, "--grpc-port", "0", "--http-port", "0"], stdin=subprocess.DEVNULL,
+                 capture_output=True, text=True)
+    assert result.returncode == 2
+    assert (result.stdout, result.stderr) == ("", NO_TERMINAL.format("stdout"))
+
+
+def _viewer_on_a_terminal(*streams: str) -> tuple[int, str, str]:
+    """Start the viewer with a pseudo-terminal for the named streams ("stdin", "stdout", "stderr") and a pipe
+    for the others; its exit status, what it wrote to the terminal, and what it wrote to a stderr pipe."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    pipes = {name: slave if name in streams else subprocess.PIPE for name in ("stdin", "stdout", "stderr")}
+    with started([*COMMAND, "--grpc-port", "0", "--http-port", "0"], **pipes) as proc:
+        os.close(slave)
+        written = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            try:
+                chunk = os.read(master, 65536) if ready else b""
+            except OSError:  # every writer has gone: the terminal is closed
+                break
+            written += chunk
+            if proc.poll() is not None and not chunk:
+                break
+        os.close(master)
+        status = proc.wait(timeout=10)
+        stderr = proc.stderr.read().decode() if proc.stderr else ""
+    return status, written.decode().replace("\r\n", "\n"), stderr
+
+
+def test_with_standard_input_from_a_pipe_the_viewer_says_keys_cannot_be_read() -> None:
+    # `some-command | ollama-tui`: before, the screen was drawn and every key typed was ignored.
+    assert _viewer_on_a_terminal("stdout", "stderr") == (2, NO_KEYS, "")
+
+
+def test_with_standard_error_redirected_the_viewer_says_so() -> None:
+    # Textual draws on stderr: redirected, the screen would have gone into the file.
+    assert _viewer_on_a_terminal("stdin", "stdout") == (2, "", NO_TERMINAL.format("stderr"))

@@ -80,7 +80,7 @@ def test_recorded_console_output_mixed_with_prints_gives_every_span_whole() -> N
     """python_console_mixed.txt: the real Python SDK's output between a program's prints, log lines, a JSON
     log line, a printed dict and a line opening a brace (see tests/fixtures/record_python_console.py)."""
     spans, report = _read("app.log", MIXED)
-    assert (report.spans, report.other_lines, report.node_spans) == (3, 8, 0)
+    assert (report.spans, report.other_lines, report.node_spans, report.damaged) == (3, 8, 0, [])
     root, chat, save = spans["handle request"], spans["chat llama3.2"], spans["save result"]
     assert {s.trace_id for s in spans.values()} == {"02469659b01b3ed3a6df5418a60664a7"}
     assert (root.span_id, root.parent_span_id, root.kind) == ("175331a92587ab0c", "", SpanKind.SERVER)
@@ -124,11 +124,91 @@ def test_text_with_a_control_byte_or_a_legacy_encoding_is_still_text() -> None:
         assert len(spans) == 3 and report.other_lines == 9, noise
 
 
-def test_a_console_span_that_parses_but_is_wrong_names_its_line() -> None:
+def test_a_console_span_that_parses_but_is_wrong_is_skipped_and_named() -> None:
     broken = MIXED.replace(b'"span_id": "0x54343e1d7f83ac8d"', b'"span_id": "0xnothex"')
-    line = MIXED[:MIXED.index(b'"name": "save result"')].count(b"\n") + 1
-    with pytest.raises(UnreadableFile, match=rf"^app\.log line {line - 1}: a console-exporter span that cannot be "):
-        _read("app.log", broken)
+    line = MIXED[:MIXED.index(b'"name": "save result"')].count(b"\n")  # the span's opening brace
+    spans, report = _read("app.log", broken)
+    assert set(spans) == {"handle request", "chat llama3.2"} and report.other_lines == 8
+    (damage,) = report.damaged
+    assert damage.number == line and damage.why.startswith("a console-exporter span that cannot be read: ")
+    with pytest.raises(UnreadableFile, match=rf"^app\.log line {line}: a console-exporter span that cannot be "):
+        list(read_requests("app.log", broken, SourceReport("app.log", strict=True)))
+
+
+def _lines(count: int) -> list[bytes]:
+    """``count`` OTLP/JSON lines as --save writes them, each a request of two spans."""
+    line = json.dumps(request_json(spans_from_request(protobuf_request()).spans), separators=(",", ":"))
+    return [(line + "\n").encode()] * count
+
+
+def test_damaged_lines_are_skipped_and_named_and_every_whole_line_is_read() -> None:
+    """Every kind of damage in one file: each is named with its line, and no line after it is lost."""
+    lines = _lines(9)
+    cut = lines[0][: len(lines[0]) // 2]
+    lines[1] = b'{"resourceSpans": "not a list"}\n'  # JSON, but not a request
+    lines[3] = cut + b"\n"  # cut short, and the file went on on the next line
+    lines[4] = b"{'a python': 'dict', 'printed': True}\n"  # a program's own line: not damage
+    lines[5] = cut + lines[5]  # cut short, the next request written onto its end (a restart after a crash)
+    lines[6] = b'{"resourceSpans": [}\n'  # starts like OTLP/JSON, does not parse
+    data = b"".join(lines) + b"\0" * 4096 + cut  # NULs where the data never reached the disk, then a cut line
+    _, report = _read("app.jsonl", data)
+    assert report.spans == 2 * 5 and report.other_lines == 1
+    assert [(d.unit, d.number) for d in report.damaged] == [("line", n) for n in (2, 4, 6, 7, 10)]
+    assert report.damaged[0].why.startswith("JSON does not match ExportTraceServiceRequest: ")
+    assert report.damaged[1].why == "cut short (the line ends before its JSON does, as after a crash)"
+    assert report.damaged[2].why == "cut short, the next request written onto its end (as after a crash and a restart)"
+    assert report.damaged[3].why.startswith("starts like an OTLP request but is not JSON: Expecting value at column 20")
+    assert report.damaged[4].why == ("4,096 NUL bytes (where the data never reached the disk, as after a crash); "
+                                     "cut short (the file ends mid-line, as after a crash)")
+    assert report.warning() == (
+        f"app.jsonl: 5 lines could not be read and were skipped — line 2: {report.damaged[0].why}; line 4: "
+        f"{report.damaged[1].why}; line 6: {report.damaged[2].why}; and 2 more")
+    assert LoadResult([report]).summary() == (
+        "Loaded 10 spans from app.jsonl; 1 line was not a span; 5 damaged lines skipped")
+
+
+def test_strict_ends_at_the_first_damaged_line() -> None:
+    lines = _lines(3)
+    lines[1] = lines[1][:40] + b"\n"
+    report = SourceReport("app.jsonl", strict=True)
+    with pytest.raises(UnreadableFile, match=r"^app\.jsonl line 2: cut short \(the line ends before its JSON does"):
+        list(read_requests("app.jsonl", b"".join(lines), report))
+    assert report.spans == 2 and report.damaged == []
+
+
+def test_a_gzip_file_cut_short_gives_what_came_before_the_cut() -> None:
+    whole = gzip.compress(b"".join(_lines(200)))
+    _, report = _read("app.jsonl.gz", whole[: len(whole) // 2])
+    (damage,) = report.damaged
+    assert 0 < report.spans < 400 and report.spans == 2 * (damage.number - 1)
+    assert damage.why == ("cut short (the file ends mid-line, as after a crash); "
+                          "the compressed file is cut short here (as after a crash)")
+    _, report = _read("app.jsonl.gz", whole + b"\0" * 512)
+    assert report.spans == 400 and [str(d) for d in report.damaged] == [
+        "line 201: after the compressed data, 512 NUL bytes (where the data never reached the disk, as after a crash)"]
+
+
+def test_protobuf_cut_short_or_followed_by_nuls_gives_its_whole_requests() -> None:
+    from google.protobuf.internal.encoder import _VarintBytes
+
+    request = protobuf_request()
+    request.resource_spans[-1].scope_spans[-1].spans[-1].flags = 0x100  # the request's last bytes are zeros
+    body = request.SerializeToString()
+    assert body.endswith(b"\0\0")
+    one = _VarintBytes(len(body)) + body
+    delimited = one * 3
+    nuls = "4,096 NUL bytes (where the data never reached the disk, as after a crash)"
+    cases = {
+        "cut": (delimited[:-10], 4,
+                f"request 3: cut short: the last {len(one) - 10:,} bytes hold no whole request (as after a crash)"),
+        "delimited, then NULs": (delimited + b"\0" * 4096, 6, f"request 4: {nuls}"),
+        "one request, then NULs": (body + b"\0" * 4096, 2, f"request 2: {nuls}"),
+    }
+    for case, (data, count, damage) in cases.items():
+        report = SourceReport("spans.pb")
+        spans = [s for r in read_requests("spans.pb", data, report) for s in spans_from_request(r).spans]
+        assert len(spans) == count and [str(d) for d in report.damaged] == [damage], case
+        assert spans[-1].name == "chat llama3.2", case  # whole: its zero bytes were not taken for NULs
 
 
 def test_no_spans_is_a_warning_naming_the_fix() -> None:
@@ -176,8 +256,10 @@ def test_corrupt_files_say_why_in_one_line() -> None:
     with pytest.raises(UnreadableFile, match=r"^x\.bin: neither OTLP JSON, OTLP protobuf nor console-exporter "
                                              r"output \(as protobuf: .*Wire format was corrupt\)$"):
         list(read_requests("x.bin", b"\xff\xff\xff\xff"))
+    corrupt = gzip.compress(b'{"resourceSpans": []}')
+    corrupt = corrupt[:10] + b"\xff" + corrupt[11:]  # the first deflate block's header: an invalid block type
     with pytest.raises(UnreadableFile, match=r"^x\.gz: gzip-compressed, but cannot be decompressed: "):
-        list(read_requests("x.gz", gzip.compress(b'{"resourceSpans": []}')[:-4]))
+        list(read_requests("x.gz", corrupt))
 
 
 async def test_save_then_load_round_trip_gives_identical_spans(tmp_path: Path) -> None:

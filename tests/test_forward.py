@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -10,10 +11,12 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from support.event_loop import eventually
 from support.host import free_port
 from support.otlp_bodies import protobuf_request
-from support.receivers import export, make_exporter, running_receivers
+from support.receivers import export, make_exporter, running_receivers, send
 from support.sdk_spans import nested_trace, record
 from tui.receiver import ReceiverConfig, ReceiverConfigError, Security
-from tui.receiver.forward import Forwarder
+from tui.receiver.forward import REQUEST_OVERHEAD, Forwarder
+
+MIB = 1024 * 1024
 
 
 @pytest.mark.parametrize("scheme", ["grpc", "http"])
@@ -61,11 +64,12 @@ async def test_a_down_upstream_is_retried_then_delivered() -> None:
 async def test_a_refusing_upstream_loses_the_request_counted_and_the_buffer_is_bounded() -> None:
     needs_token = ReceiverConfig(grpc_port=0, http_port=0, security=Security(auth_token="x"))
     async with running_receivers(needs_token) as upstream:
-        forwarder = Forwarder(f"http://127.0.0.1:{upstream.receivers.http.port}", buffer=2)
         body = protobuf_request().SerializeToString()  # 2 spans
+        forwarder = Forwarder(f"http://127.0.0.1:{upstream.receivers.http.port}",
+                              buffer_bytes=2 * (len(body) + REQUEST_OVERHEAD))
         for _ in range(3):
             forwarder.offer(body, 2)
-        assert forwarder.pending == 2 and forwarder.stats.lost["buffer full"] == 1
+        assert forwarder.pending == 2 and forwarder.stats.lost[forwarder.buffer_full] == 1
         forwarder.start()
         await forwarder.stop(drain_seconds=5)
         assert forwarder.stats.lost["rejected: HTTP 401"] == 2 and forwarder.pending == 0
@@ -112,3 +116,25 @@ async def test_a_slow_upstream_never_holds_up_the_viewer() -> None:
             assert forwarder.stats.sent_spans == 12 and not forwarder.stats.lost
     finally:
         await runner.cleanup()
+
+
+def large_span(tracer) -> None:
+    with tracer.start_as_current_span("long prompt") as span:
+        span.set_attribute("gen_ai.prompt.0.content", "x" * (8 * MIB))
+
+
+async def test_large_requests_for_an_upstream_that_never_answers_stay_within_the_byte_budget() -> None:
+    """An upstream that takes the connection and never reads a byte: twelve 8 MiB exports fill the
+    default 64 MiB buffer; the oldest are dropped and counted, and the bytes held never exceed it."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel completes the handshake; nobody reads
+        config = ReceiverConfig(grpc_port=0, http_port=0, forward=(f"http://127.0.0.1:{silent.getsockname()[1]}",))
+        async with running_receivers(config, max_spans=1) as front:
+            (forwarder,) = front.receivers.forwarders
+            assert forwarder.buffer_bytes == 64 * MIB
+            for _ in range(12):
+                await send(front, record(large_span))
+                assert forwarder.buffered <= forwarder.buffer_bytes
+            lost = forwarder.stats.lost[forwarder.buffer_full]
+            assert forwarder.buffer_full == "buffer full (64 MiB)"
+            assert lost >= 4 and forwarder.pending + lost == 12 and forwarder.stats.sent_requests == 0
+            assert forwarder.buffered > forwarder.buffer_bytes - 9 * MIB  # full, not emptied by the drops

@@ -1,20 +1,26 @@
-"""OTLP logs that name a span show on it (Events tab) and feed the LLM tab; GenAI metrics summed per model."""
+"""OTLP logs that name a span show on it (Events tab) and feed the LLM tab; GenAI metrics summed per model, and the
+`L` screen that shows them, bounded however many models arrive."""
 
 from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 from opentelemetry._logs import LogRecord
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from textual.widgets import DataTable
 
 from support.app import SIZE, detail_texts, make_app, screen_text, wait_until
 from support.receivers import Running, send
 from support.sdk_spans import record
+from tui.app.screens.telemetry import SHOWN_MODELS, TelemetryScreen
+from tui.model.telemetry import OTHER
 
 
 def chat_span(tracer) -> None:
@@ -70,3 +76,34 @@ async def test_logs_on_their_span_feed_the_events_and_llm_tabs(app_receivers: Ru
         assert "3 log records received: 2 name a span" in text and "a log line with no trace" in text
         assert "llama3.2" in text and "26" in text and "0.500s" in text
         assert "http.requests (1)" in text
+
+
+def many_models(models: int) -> bytes:
+    """One metrics export naming ``models`` models, as a client of many fine-tuned models would send over time."""
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add()
+    metric.name = "gen_ai.client.operation.duration"
+    for i in range(models):
+        point = metric.histogram.data_points.add(count=1, sum=0.5)
+        point.attributes.add(key="gen_ai.request.model").value.string_value = f"model-{i:05d}"
+    return request.SerializeToString()
+
+
+async def test_the_L_screen_opens_over_twenty_thousand_models_with_the_rows_bounded(app_receivers: Running) -> None:
+    app = make_app(app_receivers)
+    async with app.run_test(size=SIZE) as pilot, aiohttp.ClientSession() as session:
+        async with session.post(f"{app_receivers.http_url}/v1/metrics", data=many_models(20_000),
+                                headers={"Content-Type": "application/x-protobuf"}) as response:
+            assert response.status == 200
+        await asyncio.to_thread(emit_logs, app_receivers.grpc_endpoint, 1, 1)
+        await pilot.press("L")
+        await wait_until(pilot, lambda: isinstance(app.screen, TelemetryScreen))
+        models = app.screen.query_one("#models", DataTable)
+        assert models.row_count == SHOWN_MODELS
+        assert models.get_row_at(SHOWN_MODELS - 1)[0].plain == OTHER  # the 19,000 folded ones, last
+        text = screen_text(app)
+        assert "… and 901 more models" in text
+        assert "19,000 GenAI metric points of models beyond the first 1,000 summed as (other)" in text
+        assert "a log line with no trace" in text
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, TelemetryScreen))

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
+from opentelemetry.sdk.trace.export import SpanExportResult
 from rich.style import Style
 
+from support.app import SIZE, make_app, screen_text, wait_until
 from support.demo_store import demo_store
+from support.event_loop import eventually
+from support.receivers import export, make_exporter, running_receivers
+from support.sdk_spans import nested_trace, record
 from tui.app.commands import COMMANDS, available_commands
 from tui.app.present.clipboard import copy_report
 from tui.app.present.detail import Item, attribute_items, has_llm_data, llm_items, timeline_lines, wall_time
 from tui.app.present.empty_state import empty_state_lines, no_match_lines
 from tui.app.present.header import Counts, ViewState, header_parts
 from tui.app.traces_screen import TracesScreen
+from tui.console.run import summary
 from tui.model.text import bar_extent, format_age, format_tokens
 from tui.model.trace_list import ListRow
+from tui.receiver import ReceiverConfig
+from tui.receiver.ingest import BACK_PRESSURE
 
 LISTENING = [("grpc", "127.0.0.1:4317"), ("http", "127.0.0.1:4318")]
 
@@ -187,6 +196,45 @@ def test_losses_outlast_the_rate_when_there_are_some() -> None:
     parts = header_parts(LISTENING, Counts(rejected=7), ViewState(), 70)
     narrow = "".join(t for t, _ in parts)
     assert "rejected 7" in narrow and "spans/s" not in narrow
+
+
+def test_asked_to_retry_and_duplicates_stand_apart_from_losses() -> None:
+    counts = Counts(rejected=2, evicted=0, retries_asked=72, duplicates=5)
+    assert "rejected 2 · evicted 0 · asked to retry 72 · duplicates ignored 5" in header(counts)
+    coloured = tones(counts)
+    assert (coloured["rejected 2"], coloured["asked to retry 72"], coloured["duplicates ignored 5"]) == (
+        "error", "warning", "note")
+    assert "rejected 0" not in tones(Counts(retries_asked=72))  # nothing lost: not in red
+
+
+def test_spans_left_out_of_capped_traces_are_counted_beside_the_evicted() -> None:
+    counts = Counts(evicted=10, capped=290_000)
+    assert "rejected 0 · evicted 10 · over trace cap 290,000" in header(counts)
+    assert tones(counts)["over trace cap 290,000"] == "warning"
+    assert "over trace cap" not in header(Counts())
+
+
+async def test_spans_refused_with_back_pressure_then_retried_are_not_shown_as_lost() -> None:
+    """Before, the header said "rejected 4" in red for spans the exporter's retry then delivered."""
+    config = ReceiverConfig(grpc_port=0, http_port=0, queue_spans=5)
+    async with running_receivers(config, pumping=False) as running:
+        stats = running.receivers.stats
+        first, second = record(nested_trace), record(nested_trace)
+        exporter = make_exporter(running, "http", timeout=30)
+        try:
+            assert await export(exporter, first) is SpanExportResult.SUCCESS  # fills the queue: nothing pumps it
+            retrying = asyncio.create_task(export(exporter, second))
+            await eventually(lambda: stats.spans_rejected[BACK_PRESSURE] >= len(second))
+            app = make_app(running)  # the app pumps the queue: the exporter's retry gets in
+            async with app.run_test(size=SIZE) as pilot:
+                assert await retrying is SpanExportResult.SUCCESS
+                await wait_until(pilot, lambda: f"asked to retry {stats.retries_asked}" in screen_text(app))
+                assert running.store.span_count == len(first) + len(second)
+                assert "rejected 0 · evicted 0 · asked to retry" in screen_text(app).splitlines()[0]
+        finally:
+            exporter.shutdown()
+    assert "lost" not in summary(stats, running.store)
+    assert f"{stats.retries_asked} exports asked to retry" in summary(stats, running.store)
 
 
 def test_times_are_local_wall_time_with_milliseconds_and_the_offset_into_the_trace(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +20,10 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from support.processes import COMMAND, run
 from support.receivers import export, running_receivers
 from support.sdk_spans import nested_trace, record
-from tui.receiver import ReceiverConfig, ReceiverConfigError, Security
+from tui.receiver import ReceiverConfig, ReceiverConfigError, Security, security
 
 TOKEN = "s3cret-token"
 
@@ -68,8 +71,9 @@ async def test_tls_on_both_receivers_with_the_sdk_exporters(certificate: tuple[P
         finally:
             grpc_exporter.shutdown()
             http_exporter.shutdown()
-        await running.wait_for_spans(len(spans))  # the same spans twice: one trace, later data wins
-        assert running.receivers.stats.spans_accepted == 2 * len(spans)
+        await running.wait_for_spans(len(spans))
+        stats = running.receivers.stats  # the same spans twice: the second time, acknowledged and ignored
+        assert (stats.spans_accepted, stats.duplicate_spans) == (len(spans), len(spans))
         assert running.receivers.scheme == "https"
 
 
@@ -114,3 +118,61 @@ def test_bad_security_options_are_one_line_errors(tmp_path: Path) -> None:
                                 timeout=30)
         assert result.returncode == 2
         assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+
+
+PASSPHRASE_PROTECTED = {
+    "PKCS#8": serialization.PrivateFormat.PKCS8,  # -----BEGIN ENCRYPTED PRIVATE KEY-----
+    "traditional": serialization.PrivateFormat.TraditionalOpenSSL,  # Proc-Type: 4,ENCRYPTED
+}
+
+
+@pytest.mark.parametrize("layout", PASSPHRASE_PROTECTED)
+def test_a_passphrase_protected_key_is_one_line_and_never_a_prompt(certificate: tuple[Path, Path], layout: str,
+                                                                   tmp_path: Path) -> None:
+    """Before, OpenSSL asked for the passphrase on the terminal; given the right one, gRPC could not use the
+    key and start-up ended in a false "address already in use"."""
+    cert, plain = certificate
+    key = tmp_path / "key.pem"
+    loaded = serialization.load_pem_private_key(plain.read_bytes(), password=None)
+    key.write_bytes(loaded.private_bytes(serialization.Encoding.PEM, PASSPHRASE_PROTECTED[layout],
+                                         serialization.BestAvailableEncryption(b"passphrase")))
+    master, terminal = pty.openpty()
+    try:  # a terminal on every stream, where a prompt would show and wait
+        result = run([*COMMAND, "--print", "--grpc-port", "0", "--http-port", "0", "--tls-cert", str(cert),
+                      "--tls-key", str(key)], stdin=terminal, stdout=terminal, stderr=terminal, timeout=30)
+        os.close(terminal)
+        written = _read_all(master)
+    finally:
+        os.close(master)
+    assert result.returncode == 2
+    assert written.splitlines() == [
+        f"ollama-tui: --tls-key {key}: the key is protected by a passphrase, which ollama-tui cannot ask for; "
+        f"remove it with `openssl pkey -in {key} -out key-plain.pem`"]
+
+
+def test_no_passphrase_prompt_even_for_a_key_not_recognised_as_protected(
+        certificate: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PEM markers are checked first; should a protected key get past them, OpenSSL's own request for
+    the passphrase is refused by a callback rather than put to the terminal."""
+    cert, plain = certificate
+    key = tmp_path / "key.pem"
+    loaded = serialization.load_pem_private_key(plain.read_bytes(), password=None)
+    key.write_bytes(loaded.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.BestAvailableEncryption(b"passphrase")))
+    monkeypatch.setattr(security, "_encrypted", lambda _key: False)
+    with pytest.raises(ReceiverConfigError, match="protected by a passphrase"):
+        Security(cert, key).ssl_context()
+
+
+def _read_all(master: int) -> str:
+    """Everything written to a pseudo-terminal whose other end every process has closed."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: no writer is left
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode().replace("\r\n", "\n")

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import random
 
+from opentelemetry import trace as otel
+
+from support.event_loop import eventually
+from support.receivers import running_receivers, send
+from support.sdk_spans import record
 from tui.model.span import Span, StatusCode
 from tui.model.store import TraceStore
 
@@ -139,3 +144,49 @@ def test_clear_is_not_eviction() -> None:
     store.clear()
     assert len(store) == 0 and store.span_count == 0 and store.evicted_spans == 0
     assert store.drain_changes().cleared
+
+
+# --- the per-trace cap -------------------------------------------------------------------------------
+
+def test_a_trace_holds_at_most_its_cap_keeping_a_place_for_its_root() -> None:
+    """Children first and the root last, as an SDK exports them: the last place waits for the root."""
+    store = TraceStore(max_spans=100, max_trace_spans=5)
+    store.add_spans([span(format(i, "x"), parent="1", start=i) for i in range(2, 12)])
+    trace = store.get(T1)
+    assert trace.span_count == 4 and trace.dropped_spans == 6 and not trace.has_root
+    store.add_spans([span("1", start=0), span("c", parent="1")])  # the root takes the last place
+    assert trace.span_count == 5 and trace.has_root and trace.dropped_spans == 7
+    store.add_spans([span("2", parent="1", start=2, name="again")])  # a re-sent copy of a held span is taken
+    assert trace.spans["0000000000000002"].name == "again" and trace.dropped_spans == 7
+    store.add_spans([span("a", trace=T2)])  # other traces are not affected
+    assert store.get(T2).span_count == 1
+    assert store.capped_spans == 7
+    assert store.spans_added == store.span_count + store.evicted_spans + store.spans_replaced + store.capped_spans
+    assert T1 in store.drain_changes().updated
+
+
+def test_the_cap_is_never_above_the_whole_budget() -> None:
+    store = TraceStore(max_spans=3)
+    store.add_spans([span("1")] + [span(format(i, "x"), parent="1", start=i) for i in range(2, 10)])
+    assert (store.max_trace_spans, store.span_count, store.capped_spans, store.evicted_spans) == (3, 3, 6, 0)
+
+
+async def test_one_oversized_trace_over_a_real_receiver_stays_within_the_budget() -> None:
+    """A real 3 000-span trace from the SDK's own exporter into a store with a 500-span budget."""
+    def big(tracer: otel.Tracer) -> None:
+        with tracer.start_as_current_span("batch job"):
+            for i in range(2_999):
+                with tracer.start_as_current_span(f"item {i}"):
+                    pass
+
+    spans = record(big)
+    async with running_receivers(max_spans=500) as running:
+        for at in range(0, len(spans), 512):  # in export batches, as a BatchSpanProcessor sends them
+            await send(running, spans[at:at + 512])
+        store = running.store
+        await eventually(lambda: store.spans_added == 3_000, 10.0)
+        (trace,) = list(store)
+        assert store.span_count == trace.span_count == 500
+        assert trace.has_root and trace.name == "batch job"  # sent last, it still found its place
+        assert trace.dropped_spans == store.capped_spans == 2_500
+        assert store.spans_added == 3_000 == store.span_count + store.capped_spans

@@ -8,8 +8,11 @@ import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
+from tui.model import store as store_module
+from tui.model import trace_list as trace_list_module
 from tui.model.span import Span, StatusCode
 from tui.model.store import TraceStore
+from tui.model.text import tree_guides
 from tui.model.trace_list import TraceListIndex, _Order, order_key
 from tui.receiver.decode import ExportTraceServiceRequest, spans_from_request
 
@@ -98,7 +101,8 @@ def test_incremental_index_equals_rebuild(seed: int, monkeypatch: pytest.MonkeyP
             assert index.position_of(*key) == i
         assert all(index.matches(store.get(key[0])) for key in all_keys(index))
     # Every span added is stored, evicted, replaced by a later copy, or was cleared by the user.
-    assert store.spans_added == store.span_count + store.evicted_spans + store.spans_replaced + cleared
+    assert store.spans_added == (store.span_count + store.evicted_spans + store.spans_replaced + store.capped_spans
+                                 + cleared)
 
 
 def test_trace_tokens_count_each_call_once() -> None:
@@ -347,3 +351,61 @@ def test_a_clear_under_a_filter_rescans_what_came_after_it() -> None:
     assert all_keys(index) == brute_force_rows(index) == all_keys(fresh_copy(index))
     index.set_filter("")
     assert len(index) == len(store) and all_keys(index) == brute_force_rows(index)
+
+
+# --- huge expanded traces: rebuilt a slice per frame -------------------------------------------------
+
+def test_a_huge_expanded_trace_is_rebuilt_in_slices_and_ends_as_a_fresh_index(monkeypatch) -> None:
+    """Over LARGE_TRACE_SPANS the old rows stay until the sliced rebuild ends; then rows, positions and
+    guides equal a fresh index's, for any tree shape (orphans, cycles, several roots)."""
+    monkeypatch.setattr(trace_list_module, "LARGE_TRACE_SPANS", 20)
+    monkeypatch.setattr(store_module, "ROW_SLICE", 3)
+    monkeypatch.setattr(trace_list_module, "ROW_SLICE", 3)
+    rng = random.Random(7)
+    store = TraceStore(max_spans=10_000)
+    trace_id = "a" * 32
+
+    def spans(count: int, first: int) -> list[Span]:
+        return [Span(trace_id, format(n, "016x"), f"s{n}", rng.randrange(1000), 2000,
+                     parent_span_id=rng.choice(["", format(rng.randrange(1, first + count + 5), "016x")]))
+                for n in range(first, first + count)]
+
+    store.add_spans(spans(60, 1))
+    index = TraceListIndex(store)
+    index.apply(store.drain_changes())
+    assert index.expand(trace_id)
+    for first in (61, 81, 101):
+        before = [index.row(i).key for i in range(len(index))]
+        store.add_spans(spans(20, first))
+        index.apply(store.drain_changes())
+        assert index.rebuilding and index.is_rebuilding(trace_id)
+        assert [index.row(i).key for i in range(len(index))] == before  # the old rows, until rebuilt
+        slices = 0
+        while not index.continue_rebuild(0.0):
+            slices += 1
+        assert slices > 3 and not index.rebuilding
+        fresh = fresh_copy(index)
+        rows = [index.row(i) for i in range(len(index))]
+        assert [r.key for r in rows] == [fresh.row(i).key for i in range(len(fresh))] == brute_force_rows(index)
+        assert all(index.position_of(*row.key) == i for i, row in enumerate(rows))
+        spans_rows = [r for r in rows if r.span_row is not None]
+        assert [r.guide for r in spans_rows] == tree_guides([r.span_row.depth for r in spans_rows])
+
+
+def test_a_trace_changing_while_it_is_rebuilt_is_rebuilt_again(monkeypatch) -> None:
+    monkeypatch.setattr(trace_list_module, "LARGE_TRACE_SPANS", 5)
+    store = TraceStore()
+    trace_id = "b" * 32
+    store.add_spans([Span(trace_id, format(n, "016x"), f"s{n}", n, 100) for n in range(1, 11)])
+    index = TraceListIndex(store)
+    index.apply(store.drain_changes())
+    index.expand(trace_id)
+    store.add_spans([Span(trace_id, "f" * 16, "late", 50, 100)])
+    index.apply(store.drain_changes())
+    store.add_spans([Span(trace_id, "e" * 16, "later", 60, 100)])  # arrives mid-rebuild
+    index.apply(store.drain_changes())
+    assert index.continue_rebuild(1.0)  # the first rebuild ends with "late" only
+    assert index.position_of(trace_id, "f" * 16) is not None and index.position_of(trace_id, "e" * 16) is None
+    assert index.rebuilding  # and starts over for "later"
+    index.continue_rebuild(1.0)
+    assert index.position_of(trace_id, "e" * 16) is not None and not index.rebuilding

@@ -7,6 +7,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, TabbedContent
 
+from support.app import wait_until
 from support.demo_store import CLOCK_NOW, demo_store
 from tui.app.present.header import Counts
 from tui.app.widgets.detail import DetailPane
@@ -107,6 +108,65 @@ async def test_trace_list_posts_selection_changes_and_stops_following_when_moved
         assert not trace_list.following
         selected = posted(host, TraceList.SelectionChanged)[-1]
         assert (selected.trace_id, selected.span_id, selected.live) == (format(5, "032x"), None, False)
+
+
+def big_trace(trace_id: str, steps: int, per_step: int) -> list[Span]:
+    """A root over ``steps`` step spans of ``per_step`` spans each (the step and its children)."""
+    root = Span(trace_id, "f" * 16, "batch", 0, 10**9)
+    spans = [root]
+    for step in range(steps):
+        step_id = format(step * per_step + 1, "016x")
+        spans.append(Span(trace_id, step_id, f"step {step}", step * 1000, step * 1000 + 999,
+                          parent_span_id=root.span_id))
+        spans += [Span(trace_id, format(step * per_step + k, "016x"), f"tool {step}.{k}", step * 1000 + k,
+                       step * 1000 + k + 1, parent_span_id=step_id) for k in range(2, per_step + 1)]
+    return spans
+
+
+async def test_an_expanded_huge_trace_keeps_the_selection_while_spans_arrive_and_keys_are_pressed() -> None:
+    """20 000 spans expanded, spans arriving above and below the cursor between key presses: the list
+    is rebuilt in slices (marked "updating…") and the selection stays on its span throughout."""
+    trace_id = "c" * 32
+    store = TraceStore()
+    store.add_spans(big_trace(trace_id, 200, 100))
+    trace_list = TraceList(store, clock=lambda: CLOCK_NOW)
+    async with await run(Host(trace_list), size=(100, 30)) as pilot:
+        trace_list.apply_changes(store.drain_changes())
+        await pilot.press("enter", "l", *"j" * 105)  # the batch, step 0, its 99 tools, step 1, tools 1.2 to 1.5
+        selected = (trace_id, format(105, "016x"))
+        assert trace_list.selected == selected and trace_list.current.span_row.span.name == "tool 1.5"
+        seen_updating = False
+        late = 0
+        for _ in range(10):
+            for step in (0, 150):  # a new tool under step 0 (above the cursor) and under step 150 (below)
+                late += 1
+                store.add_spans([Span(trace_id, format(10**6 + late, "016x"), f"late {late}", step * 1000 + 500,
+                                      step * 1000 + 501, parent_span_id=format(step * 100 + 1, "016x"))])
+            trace_list.apply_changes(store.drain_changes())
+            seen_updating |= trace_list.index.is_rebuilding(trace_id)
+            await pilot.press("j", "k")
+            assert trace_list.selected == selected
+        await wait_until(pilot, lambda: not trace_list.index.rebuilding)
+        assert seen_updating
+        assert trace_list.selected == selected
+        index = trace_list.index
+        assert index.row(trace_list.cursor).key == trace_list.selected
+        assert index.position_of(trace_id, format(10**6 + 19, "016x")) == index.position_of(trace_id) + 2 + 99 + 10
+        shown = [index.row(i).key for i in range(len(index))]
+        assert shown == [(trace_id, None)] + [(trace_id, r.span.span_id) for r in store.get(trace_id).rows()]
+        await pilot.press("j")
+        assert trace_list.current is not None and trace_list.current.span_row is not None
+        assert trace_list.current.span_row.span.name == "tool 1.6"
+
+
+async def test_a_trace_over_its_cap_says_how_many_spans_it_left_out() -> None:
+    store = TraceStore(max_spans=1_000, max_trace_spans=50)
+    store.add_spans(big_trace("d" * 32, 3, 100)[::-1])  # root last, as an SDK sends it
+    trace_list = TraceList(store, clock=lambda: CLOCK_NOW)
+    async with await run(Host(trace_list)) as pilot:
+        trace_list.apply_changes(store.drain_changes())
+        await pilot.pause()
+        assert "batch" in lines(trace_list)[0] and "+251 spans over the cap" in lines(trace_list)[0]
 
 
 # --- detail pane ---------------------------------------------------------------------------------------

@@ -105,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
                             "printed, unless a receivers flag (--host, --grpc-port, ...) is given")
     files.add_argument("--save", type=Path, metavar="FILE",
                        help="append every received trace request to FILE as OTLP JSON lines (what --load reads)")
+    files.add_argument("--strict", action="store_true",
+                       help="with --print --load: a damaged line (cut short by a crash, NUL bytes, not a valid "
+                            "request) ends the command with status 2 instead of being skipped with a warning")
+    run = parser.add_argument_group(
+        "programs", "ollama-tui [FLAGS] -- COMMAND [ARGS...] runs COMMAND with its OpenTelemetry exporters pointed at "
+                    "the receivers (OTEL_EXPORTER_OTLP_* set, overriding yours, short batch delays), its output in the "
+                    "Output pane; with --print, its output and traces on stdout and its exit status as ours")
+    run.add_argument("--run", action="append", default=[], metavar="'COMMAND'",
+                     help="run this command the same way (quoted, split as a shell would; repeatable), e.g. "
+                          "--run 'ollama serve' --run 'python app.py'")
     out = parser.add_argument_group("output")
     out.add_argument("--print", dest="print_mode", action="store_true",
                      help="no UI: print each trace as an indented tree on stdout (for CI logs and pipes); "
@@ -202,10 +212,33 @@ class _StartUpInterrupt:
             self._unraisable_hook(unraisable)
 
 
+def _split_command(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """(our flags, the command after ``--``, or None without one)."""
+    words = list(argv)
+    if "--" not in words:
+        return words, None
+    split = words.index("--")
+    return words[:split], words[split + 1:]
+
+
+def _commands(parser: argparse.ArgumentParser, runs: list[str], command: list[str] | None) -> list[list[str]]:
+    """Every program to run: each ``--run``, then ``-- COMMAND``."""
+    from tui.programs import ProgramStartError, parse_command
+
+    if command is not None and not command:
+        parser.error("-- takes the command to run after it, e.g. ollama-tui -- python app.py")
+    try:
+        return [parse_command(text) for text in runs] + ([command] if command else [])
+    except ProgramStartError as exc:
+        parser.error(f"--run: {exc}")
+
+
 def _prepare(argv: Sequence[str] | None) -> int | Callable[[], int]:
     """Everything before the event loop: an exit status if the command ends here, else what runs it."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    flags, command = _split_command(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(flags)
+    commands = _commands(parser, args.run, command)
     if args.json and not args.print_mode:
         parser.error("--json only applies with --print")
     if args.no_grpc and args.no_http:
@@ -213,6 +246,10 @@ def _prepare(argv: Sequence[str] | None) -> int | Callable[[], int]:
     if "-" in args.load and not args.print_mode:
         parser.error("--load - (standard input) works with --print; the app reads its keys from the terminal "
                      "(save the output to a file and --load that)")
+    missing = None if args.print_mode else _terminal_missing()
+    if missing is not None:
+        print(f"ollama-tui: {missing}", file=sys.stderr)
+        return EXIT_USAGE
     # --print --load is a conversion, like cat: it ends with its input and needs no port (so it also works
     # beside a running ollama-tui), unless receivers were asked for by name.
     listen = _listen_defaults(args) or not (args.print_mode and args.load)
@@ -245,7 +282,9 @@ def _prepare(argv: Sequence[str] | None) -> int | Callable[[], int]:
         from tui.console.run import run_print
 
         return lambda: asyncio.run(run_print(config, max_spans=args.max_spans, as_json=args.json, load=sources,
-                                             listen=listen))
+                                             listen=listen, strict=args.strict, commands=commands))
+    if args.strict:
+        parser.error("--strict works with --print --load; the app shows a damaged file's skipped lines as a warning")
     from tui.app.run import run_app
     from tui.chat.host import resolve_ollama_host
 
@@ -255,12 +294,26 @@ def _prepare(argv: Sequence[str] | None) -> int | Callable[[], int]:
         parser.error(f"--ollama-host: {exc}")
     model = args.model or os.environ.get("OLLAMA_MODEL") or None
     return lambda: run_app(config, max_spans=args.max_spans, ollama_host=ollama_host, model=model, load=sources,
-                           confirm_quit=not args.no_confirm)
+                           confirm_quit=not args.no_confirm, commands=commands)
+
+
+def _terminal_missing() -> str | None:
+    """Why the viewer cannot run here, or None. Textual draws on stderr, sizes the screen from stdout and
+    reads keys from stdin; without a terminal there it would draw escape sequences into a file or pipe for
+    ever, or wait for keys that never come."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if not os.isatty(fd):
+            return f"the viewer needs a terminal ({name} is not one); use --print to print traces as text"
+    if not os.isatty(0):
+        return ("standard input is not a terminal, so keys cannot be read: run it without a pipe into it, "
+                "or use --print")
+    return None
 
 
 def _run(start: Callable[[], int]) -> int:
     """Run the receivers and the app or printer; errors a user can fix (a busy port, an unreadable TLS
     file) are one line and status 2."""
+    from tui.programs import ProgramStartError
     from tui.receiver import PortUnavailable, ReceiverConfigError
     from tui.receiver.files import UnreadableFile
 
@@ -269,6 +322,9 @@ def _run(start: Callable[[], int]) -> int:
     except (ReceiverConfigError, UnreadableFile) as exc:
         print(f"ollama-tui: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ProgramStartError as exc:  # the status a shell gives a command it cannot run (127: not found)
+        print(f"ollama-tui: {exc}", file=sys.stderr)
+        return exc.returncode
     except PortUnavailable as exc:
         flag = _PORT_FLAGS[exc.transport]
         print(f"ollama-tui: {exc}; choose another port with {flag} (0 picks a free one)", file=sys.stderr)

@@ -12,6 +12,7 @@ from tui.app.services import ChatEngine, Services
 from tui.app.traces_screen import TracesScreen
 from tui.gc_policy import FullCollector
 from tui.model.store import TraceStore
+from tui.programs import ProgramSet
 from tui.receiver import OtlpReceivers, pump
 
 #: How often the full-collection policy looks at the ingest rate.
@@ -34,12 +35,14 @@ class OllamaTuiApp(App[int]):
         load: list[tuple[str, bytes]] | None = None,
         clock: Callable[[], float] = time.time,
         confirm_quit: bool = True,
+        programs: ProgramSet | None = None,
     ) -> None:
         """``chat_host`` None turns the chat pane off; ``load`` is the ``--load`` files' (name, bytes);
-        ``confirm_quit`` False makes ``q`` quit at once even while traces are held."""
+        ``confirm_quit`` False makes ``q`` quit at once even while traces are held; ``programs`` are the
+        started ``-- COMMAND`` / ``--run`` programs, shown in the Output pane (their owner stops them)."""
         super().__init__()
         chat = ChatEngine(receivers, chat_host, model) if chat_host is not None else None
-        self.services = Services(receivers, store, chat, clock)
+        self.services = Services(receivers, store, chat, clock, programs)
         self.traces = TracesScreen(self.services, confirm_quit=confirm_quit)
         self._load = load or []
         self._collector = FullCollector()

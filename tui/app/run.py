@@ -3,26 +3,54 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 
+from tui.console.run import stop_signals
 from tui.model.store import TraceStore
+from tui.programs import ProgramSet
 from tui.receiver import OtlpReceivers, ReceiverConfig
 
 
 def run_app(config: ReceiverConfig, *, max_spans: int, ollama_host: str | None, model: str | None,
-            load: list[tuple[str, bytes]] | None = None, confirm_quit: bool = True) -> int:
+            load: list[tuple[str, bytes]] | None = None, confirm_quit: bool = True,
+            commands: list[list[str]] | None = None) -> int:
     """``ollama_host`` None turns the chat pane off; ``load`` is the ``--load`` files' (name, bytes);
-    ``confirm_quit`` False lets ``q`` quit without asking (``--no-confirm``)."""
+    ``confirm_quit`` False lets ``q`` quit without asking (``--no-confirm``); ``commands`` are run with their
+    exporters pointed at the receivers, started before the UI (so one that cannot start is one clean line)
+    and stopped before the receivers (so the spans they flush on the way out arrive).
+
+    SIGTERM, SIGHUP (the terminal closed) and SIGINT end the app as ``q`` does, so Textual gives the
+    terminal back as it found it; then, whatever signal comes, the receivers stop and ``--save`` writes
+    everything they acknowledged (bounded) before the process exits.
+    """
     from tui.app.app import OllamaTuiApp
 
     async def main() -> int:
         receivers = OtlpReceivers(config)
         await receivers.start()  # before the UI takes the terminal, so a busy port is one clean line
+        loop, signals = asyncio.get_running_loop(), stop_signals()
+        programs = (ProgramSet.for_receivers(commands, receivers.addresses, token=config.security.auth_token,
+                                             ca_file=config.security.tls_cert) if commands else None)
         try:
+            if programs is not None:
+                await programs.start_all()
             app = OllamaTuiApp(receivers, TraceStore(max_spans), chat_host=ollama_host, model=model,
-                               load=load, confirm_quit=confirm_quit)
+                               load=load, confirm_quit=confirm_quit, programs=programs)
+            for sig in signals:
+                loop.add_signal_handler(sig, app.exit)
             await app.run_async()
             return app.return_code or 0
         finally:
+            for sig in signals:  # the app is gone: nothing is left to end but the drain, which is not cut short
+                loop.add_signal_handler(sig, lambda: None)
+            if programs is not None:
+                await programs.stop_all()
             await receivers.stop()
+            if receivers.recorder is not None and receivers.recorder.error:  # the header showed it; so does the shell
+                print(f"ollama-tui: {receivers.recorder.error}", file=sys.stderr)
+            for sig in signals:  # all is written; what remains is the interpreter's exit, a Ctrl+C cannot help it
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, signal.SIG_IGN)
 
     return asyncio.run(main())

@@ -1,4 +1,4 @@
-"""What the App owns and lends its screens: receivers, store, clock, and the chat engine."""
+"""What the App owns and lends its screens: receivers, store, clock, the chat engine and the programs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from tui.receiver import OtlpReceivers
 
 if TYPE_CHECKING:
     from tui.chat.session import ChatSession
+    from tui.programs import ProgramSet
 
 
 class ChatEngine:
@@ -48,3 +49,5 @@ class Services:
     chat: ChatEngine | None = None
     #: Wall clock for ages in the list (fixed in snapshots).
     clock: Callable[[], float] = field(default=time.time)
+    #: The programs run under ollama-tui (``-- COMMAND``, ``--run``), already started; None without any.
+    programs: ProgramSet | None = None

@@ -26,16 +26,19 @@ from tui.app.present.empty_state import empty_state_lines, no_match_lines
 from tui.app.present.header import Counts
 from tui.app.screens.confirm import ConfirmQuit, ConfirmScreen
 from tui.app.screens.help import HelpScreen
+from tui.app.screens.sources import SourcesScreen
 from tui.app.screens.telemetry import TelemetryScreen
 from tui.app.screens.value import ValueScreen
 from tui.app.services import Services
 from tui.app.widgets.chat import ChatInput, ChatPane
 from tui.app.widgets.detail import DetailList, DetailPane
 from tui.app.widgets.filter_bar import FilterBar
+from tui.app.widgets.output import OutputPane
 from tui.app.widgets.status_line import StatusLine
 from tui.app.widgets.trace_list import TraceList
 from tui.model.live import IngestRates, RefreshPolicy
 from tui.model.store import StoreChanges, Trace
+from tui.programs import ProgramStartError
 
 TICK_SECONDS = 0.05
 SAMPLE_SECONDS = 0.5
@@ -44,7 +47,7 @@ CHAT_AUTO_WIDTH = 180
 #: Below this width the panes stack (list above, detail or chat below), so the list keeps every column.
 STACK_WIDTH = 120
 #: What ``z`` can give the whole screen to.
-ZOOMABLE = ("list", "detail", "chat")
+ZOOMABLE = ("list", "detail", "chat", "output")
 
 
 class TracesScreen(Screen[None]):
@@ -72,8 +75,14 @@ class TracesScreen(Screen[None]):
         Binding("S", "save_shown", "Save all shown", show=False, id="traces.save_shown"),
         Binding("c", "clear", "Clear", show=False, id="traces.clear"),
         Binding("L", "telemetry", "Logs & metrics", show=False, id="traces.telemetry"),
+        Binding("x", "sources", "Sources", tooltip="Sources: every exporter, what it sent, and why exports fail",
+                show=False, id="traces.sources"),
         Binding("a", "ask", "Ask (chat)", show=False, id="traces.ask"),
         Binding("f2", "toggle_chat", "Chat pane", show=False, id="traces.chat"),
+        Binding("O", "toggle_output", "Output pane", tooltip="Hide or show the Output pane of the programs run "
+                "under ollama-tui", show=False, id="traces.output"),
+        Binding("R", "restart_program", "Restart program", tooltip="Restart the program shown in the Output pane",
+                show=False, id="traces.restart"),
         Binding("tab", "switch_pane", "Next pane", show=False, id="traces.pane"),
         Binding("question_mark", "help", "Help", id="traces.help"),
         Binding("q", "quit", "Quit", id="traces.quit"),
@@ -97,6 +106,8 @@ class TracesScreen(Screen[None]):
     detail_open = var(True, init=False)
     #: The pane given the whole screen ("" for none).
     zoomed = var("", init=False)
+    #: The Output pane is shown (only with programs run under ollama-tui).
+    output_open = var(True, init=False)
 
     def __init__(self, services: Services, *, confirm_quit: bool = True) -> None:
         super().__init__()
@@ -123,6 +134,9 @@ class TracesScreen(Screen[None]):
                 pane = ChatPane(chat.host, model=chat.model, id="chat")
                 pane.display = self.chat_open  # opened on mount when the terminal is wide enough
                 yield pane
+        programs = self.services.programs
+        if programs is not None:
+            yield OutputPane(programs.programs, id="output")
         yield FilterBar(id="filter")
         yield Footer()
 
@@ -137,6 +151,10 @@ class TracesScreen(Screen[None]):
     @property
     def chat_pane(self) -> ChatPane | None:
         return self.query_one(ChatPane) if self.services.chat is not None else None
+
+    @property
+    def output_pane(self) -> OutputPane | None:
+        return self.query_one(OutputPane) if self.services.programs is not None else None
 
     def on_mount(self) -> None:
         self.set_interval(TICK_SECONDS, self.tick)
@@ -177,6 +195,9 @@ class TracesScreen(Screen[None]):
             self._apply(changes)
         if self.policy.detail_due(now):
             self._show_detail()
+        output = self.output_pane
+        if output is not None and self.output_open:
+            output.flush()
 
     def _apply(self, changes: StoreChanges) -> None:
         log_store = self.services.receivers.ingest.log_store
@@ -198,17 +219,21 @@ class TracesScreen(Screen[None]):
 
     def sample(self) -> None:
         """Measure what the header and the empty list say."""
-        store, stats = self.services.store, self.services.receivers.stats
+        store, receivers = self.services.store, self.services.receivers
+        stats = receivers.stats
         now = time.monotonic()
         self.rates.sample(stats.spans_accepted, stats.retries_asked, now)
         index = self.trace_list.index
         self.counts = Counts(
             traces=len(store), spans=store.span_count, spans_per_second=self.rates.spans_per_second,
-            rejected=stats.total_spans_rejected, evicted=store.evicted_spans, waiting=self.policy.waiting,
+            rejected=stats.total_spans_rejected, evicted=store.evicted_spans, capped=store.capped_spans,
+            waiting=self.policy.waiting,
             shown=index.trace_count, scanned=index.scan_progress, retries_asked=stats.retries_asked,
-            forwarding=self._forwarding())
+            duplicates=stats.duplicate_spans, forwarding=self._forwarding(),
+            save_error=recorder.error if (recorder := receivers.recorder) else "")
         self.overloaded = self.rates.overloaded(now)
         self._show_emptiness()
+        self._tell_new_problems()
 
     def _show_emptiness(self) -> None:
         """With no row to show: what the list says instead, and no room spent on an empty detail pane."""
@@ -220,8 +245,15 @@ class TracesScreen(Screen[None]):
         if held and (self.filter_text or self.errors_only):
             lines = no_match_lines(held, self.filter_text, self.errors_only)
         else:
-            lines = empty_state_lines(self.services.receivers.addresses, self.services.receivers.scheme)
+            receivers = self.services.receivers
+            problems = [diagnosis.text for diagnosis in receivers.doctor.problems()]
+            lines = empty_state_lines(receivers.addresses, receivers.scheme, problems)
         self.trace_list.empty_lines = tuple(lines)
+
+    def _tell_new_problems(self) -> None:
+        """Each new (exporter, problem) once, as a notification naming the fix; the Sources screen keeps them."""
+        for diagnosis in self.services.receivers.doctor.take_new():
+            self.notify(diagnosis.text, title="An export failed", severity="warning", timeout=12, markup=False)
 
     def _forwarding(self) -> tuple[int, int, str] | None:
         forwarders = self.services.receivers.forwarders
@@ -338,6 +370,9 @@ class TracesScreen(Screen[None]):
         pane = self.chat_pane
         if pane is not None and pane.display:
             order.append(pane.query_one(ChatInput))
+        output = self.output_pane
+        if output is not None and self.output_open:
+            order.append(output.focus_target)
         current = next((i for i, w in enumerate(order) if w.has_focus), -1)
         self.set_focus(order[(current + 1) % len(order)])
 
@@ -369,13 +404,47 @@ class TracesScreen(Screen[None]):
             return
         focused = self.focused
         around = focused.ancestors_with_self if focused is not None else []
-        pane = self.chat_pane
+        pane, output = self.chat_pane, self.output_pane
         if pane is not None and pane in around:
             self.zoomed = "chat"
+        elif output is not None and output in around:
+            self.zoomed = "output"
         elif self.detail in around:
             self.zoomed = "detail"
         else:
             self.zoomed = "list"
+
+    def action_toggle_output(self) -> None:
+        """O: hide the Output pane (the traces take its room) or show it again."""
+        if self.output_pane is None:
+            self.notify("No program runs under ollama-tui: start one with ollama-tui -- COMMAND, or --run",
+                        timeout=4)
+            return
+        self.output_open = not self.output_open
+
+    def watch_output_open(self, shown: bool) -> None:
+        output = self.output_pane
+        if output is None:
+            return
+        self.set_class(not shown, "-output-closed")
+        if self.zoomed == "output" and not shown:
+            self.zoomed = ""
+        focused = self.focused
+        if not shown and focused is not None and output in focused.ancestors_with_self:
+            self.set_focus(self.trace_list)
+
+    async def action_restart_program(self) -> None:
+        """R: stop the program shown in the Output pane (SIGTERM, then SIGKILL after a grace) and start it again."""
+        output = self.output_pane
+        if output is None:
+            self.notify("No program runs under ollama-tui", timeout=3)
+            return
+        program = output.shown
+        self.output_open = True
+        try:
+            await program.restart()
+        except ProgramStartError as exc:
+            self.notify(str(exc), title="Cannot restart", severity="error", timeout=8, markup=False)
 
     def action_toggle_detail(self) -> None:
         """d: hide the detail pane (the list takes its room) or show it again."""
@@ -469,6 +538,19 @@ class TracesScreen(Screen[None]):
             return
         self.app.call_from_thread(self.notify, f"Saved {written:,} trace(s), {spans:,} spans, to {path}",
                                   timeout=6, markup=False)
+
+    def action_sources(self) -> None:
+        """x: every exporter that sent something, and the connection doctor's diagnoses."""
+        receivers = self.services.receivers
+        self.app.push_screen(SourcesScreen(receivers.sources, receivers.doctor), self._filter_service)
+
+    def _filter_service(self, service: str | None) -> None:
+        """The Sources screen's Enter: the list filtered to that service's traces."""
+        if service:
+            bar = self.query_one(FilterBar)
+            bar.value = f"service.name={service}" if " " not in service else service
+            bar.open()
+            self.set_focus(self.trace_list)
 
     def action_telemetry(self) -> None:
         """L: GenAI metrics per model and the log records that name no trace."""

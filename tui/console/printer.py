@@ -122,6 +122,8 @@ class TreePrinter:
             header = f"{s('2', 'trace')} {trace.trace_id} {s('2', f'(continued: {len(fresh)} late span(s))')}"
         else:
             root_note = "" if trace.has_root else s("33", "  (root span not received)")
+            if trace.dropped_spans:
+                root_note += s("33", f"  (+{trace.dropped_spans:,} spans over the per-trace cap, not kept)")
             header = (
                 f"{s('2', 'trace')} {trace.trace_id}  {s('36', safe_text(trace.service_name))}  "
                 f"{s('1', safe_text(trace.name))}  {format_duration(trace.duration_ns)}  "

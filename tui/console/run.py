@@ -1,5 +1,8 @@
-"""The ``--print`` main loop: receivers, the store, and a printer, until Ctrl+C or SIGTERM, or, for
-``--print --load`` without listening flags, until the files are printed."""
+"""The ``--print`` main loop: receivers, the store, and a printer, until Ctrl+C, SIGTERM or SIGHUP; for
+``--print --load`` without listening flags, until the files are printed; for ``--print -- COMMAND``, until
+the programs have ended and their last spans are in. However it stops, the programs are stopped first (so
+the spans they flush on the way out still arrive), the receivers stop taking requests, what they
+acknowledged is printed and written to ``--save``, then the summary."""
 
 from __future__ import annotations
 
@@ -7,23 +10,34 @@ import asyncio
 import contextlib
 import signal
 import sys
+from typing import TextIO
 
 from tui.console.printer import JsonLinesPrinter, TreePrinter
+from tui.console.programs import print_output, tell_problems, until_programs_end
 from tui.gc_policy import FullCollector
 from tui.model.store import TraceStore
+from tui.programs import ProgramSet, ProgramStartError
 from tui.receiver import OtlpReceivers, ReceiverConfig, ReceiverStats, SpanQueue, pump
 from tui.receiver.files import LoadResult, load_into
 from tui.receiver.forward import Forwarder
+from tui.receiver.ingest import BACK_PRESSURE
 
 POLL_SECONDS = 0.1
 
 
 async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool,
-                    load: list[tuple[str, bytes]] | None = None, listen: bool = True) -> int:
+                    load: list[tuple[str, bytes]] | None = None, listen: bool = True, strict: bool = False,
+                    commands: list[list[str]] | None = None) -> int:
     """``load`` is the ``--load`` files' (name, bytes). With ``listen`` False the program ends once they are
-    printed (``config`` then names no port: nothing listens)."""
+    printed (``config`` then names no port: nothing listens). ``strict``: a damaged part of a file is an
+    error (status 2) rather than skipped with a warning. ``commands`` are run with their exporters pointed
+    here (``-- COMMAND``, ``--run``); the exit status is then theirs."""
     receivers = OtlpReceivers(config)
+    recorder = receivers.recorder
+    if recorder is not None:  # said once, when it happens (from the writer thread), and again at exit
+        recorder.on_error = lambda message: print(f"ollama-tui: {message}", file=sys.stderr, flush=True)
     await receivers.start()
+    programs = await _started(commands, receivers, config, sys.stderr if as_json else sys.stdout)
     if listen:
         listening = " · ".join(f"{name} {address}" for name, address in receivers.addresses)
         tls = " over TLS" if config.security.tls else ""
@@ -31,10 +45,11 @@ async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool,
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in stop_signals():
+    for sig in stop_signals():  # left in place while stopping: a second one cannot cut the drain short
         loop.add_signal_handler(sig, stop.set)
 
     store = TraceStore(max_spans)
+    doctor = asyncio.create_task(tell_problems(receivers.doctor, sys.stderr))
     loaded = asyncio.Event()
     if as_json:
         json_printer = JsonLinesPrinter(sys.stdout)
@@ -46,7 +61,7 @@ async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool,
         flush = lambda: _drain_trees(receivers.queue, store, printer)  # noqa: E731
     try:
         if load:
-            loading = asyncio.create_task(load_into(receivers.ingest, load))
+            loading = asyncio.create_task(load_into(receivers.ingest, load, strict=strict))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait([loading, stopping], return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
@@ -57,28 +72,54 @@ async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool,
             flush()  # every loaded trace, at once and in order, before anything received is printed
             _report(result)
         loaded.set()
-        if listen:
+        if programs is not None:
+            await until_programs_end(programs, receivers.stats, stop)
+        elif listen:
             await stop.wait()
     finally:
+        if programs is not None:
+            await programs.stop_all()  # before the receivers: what they flush on the way out still arrives
+        doctor.cancel()
         await receivers.stop()
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
         flush()
-        print(f"ollama-tui: {summary(receivers.stats, store, receivers.forwarders)}", file=sys.stderr, flush=True)
-    return 0
+        beside = [recorder.summary()] if recorder is not None else []
+        beside += receivers.ingest.log_store.losses() + receivers.ingest.metrics_summary.losses()
+        print(f"ollama-tui: {'; '.join([summary(receivers.stats, store, receivers.forwarders), *beside])}",
+              file=sys.stderr, flush=True)
+    return programs.returncode if programs is not None else 0
+
+
+async def _started(commands: list[list[str]] | None, receivers: OtlpReceivers, config: ReceiverConfig,
+                   out: TextIO) -> ProgramSet | None:
+    """The programs started, their output followed on ``out`` (stderr beside ``--json``, which owns stdout);
+    one that cannot start stops the receivers and raises its one-line error."""
+    if not commands:
+        return None
+    programs = ProgramSet.for_receivers(commands, receivers.addresses, token=config.security.auth_token,
+                                        ca_file=config.security.tls_cert)
+    programs.add_listener(print_output(out, several=len(commands) > 1))
+    try:
+        await programs.start_all()
+    except ProgramStartError:
+        await receivers.stop()
+        raise
+    return programs
 
 
 def stop_signals() -> list[signal.Signals]:
-    """SIGTERM, and SIGINT unless it was ignored when the program started.
+    """SIGTERM, and SIGINT and SIGHUP unless ignored when the program started.
 
     A shell starts a script's background jobs (``ollama-tui --print &``) with SIGINT ignored, so that the
     terminal's Ctrl+C, meant for the command in the foreground, spares them; Python honours that (it
     then installs no ``KeyboardInterrupt`` handler), and so does this program, from start-up to exit,
-    instead of starting to obey SIGINT halfway. SIGTERM (``kill``) always ends it the same clean way.
+    instead of starting to obey SIGINT halfway. ``nohup`` ignores SIGHUP for the same reason, so that
+    closing the terminal spares the command. SIGTERM (``kill``) always ends it the same clean way.
     """
-    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    return [signal.SIGTERM] if ignored else [signal.SIGINT, signal.SIGTERM]
+    return [signal.SIGTERM, *(sig for sig in (signal.SIGINT, signal.SIGHUP)
+                              if signal.getsignal(sig) is not signal.SIG_IGN)]
 
 
 def _report(result: LoadResult) -> None:
@@ -123,16 +164,22 @@ def summary(stats: ReceiverStats, store: TraceStore, forwarders: list[Forwarder]
     """One line of totals, so a CI log shows whether anything was refused or evicted."""
     forwarders = forwarders or []
     parts = [f"{stats.spans_accepted} spans accepted", f"{len(store)} traces held"]
-    if stats.spans_rejected:
-        parts.append(
-            "spans refused: " + ", ".join(f"{n} {reason}" for reason, n in sorted(stats.spans_rejected.items()))
-        )
+    dropped = sorted((reason, n) for reason, n in stats.spans_rejected.items() if reason != BACK_PRESSURE)
+    if dropped:
+        parts.append("spans lost: " + ", ".join(f"{n} {reason}" for reason, n in dropped))
+    if stats.retries_asked:  # their spans are not lost: the exporters keep them and send them again
+        parts.append(f"{stats.retries_asked} exports asked to retry")
+    if stats.duplicate_spans:
+        parts.append(f"{stats.duplicate_spans} duplicate spans ignored "
+                     f"(sent again in {stats.duplicate_requests} requests; acknowledged, kept once)")
     if stats.requests_rejected:
         parts.append(
             "requests refused: " + ", ".join(f"{n} {why}" for why, n in sorted(stats.requests_rejected.items()))
         )
     if store.evicted_spans:
         parts.append(f"{store.evicted_spans} spans evicted")
+    if store.capped_spans:
+        parts.append(f"{store.capped_spans} spans over the per-trace cap ({store.max_trace_spans}) not kept")
     for forwarder in forwarders:
         lost = sum(forwarder.stats.lost.values())
         parts.append(f"forwarded {forwarder.stats.sent_spans} spans to {forwarder.url}"

@@ -8,7 +8,7 @@ never scans the store: it asks for the traces that changed since it last looked
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from tui.model.span import Resource, Span
@@ -24,13 +24,26 @@ class TreeRow:
     orphan: bool = False
     #: The span's parent chain loops back on itself; it was cut here and shown as a root.
     cycle: bool = False
+    #: Box-drawing prefix below the top level (``│  └─ ``), "" at depth 0: what the list draws
+    #: before the name, less the top level's own column (see :attr:`Trace.last_top_row`).
+    trunk: str = ""
+
+
+#: Spans a trace holds by default (and never more than the store's whole budget): the first ones
+#: to arrive, so one runaway trace cannot take the budget from every other.
+DEFAULT_MAX_TRACE_SPANS = 100_000
+#: Spans a slice of :meth:`Trace.build_rows` handles before it yields.
+ROW_SLICE = 4096
+#: Above this many spans, what is drawn on every change reads the rows last built (see
+#: :meth:`Trace.latest_rows`) rather than rebuild them.
+LARGE_TRACE_SPANS = 5_000
 
 
 class Trace:
     """All spans received for one trace id, with a summary kept up to date as spans arrive."""
 
     __slots__ = ("trace_id", "seq", "spans", "start_ns", "end_ns", "error_count", "version", "true_root", "_rows",
-                 "_rows_version")
+                 "_rows_version", "last_top_row", "dropped_spans", "replaced")
 
     def __init__(self, trace_id: str, seq: int) -> None:
         self.trace_id = trace_id
@@ -47,6 +60,12 @@ class Trace:
         self.true_root: Span | None = None
         self._rows: list[TreeRow] = []
         self._rows_version = -1
+        #: Index in the rows last built of the last top-level row: the rows after it hang from it.
+        self.last_top_row = -1
+        #: Spans not stored because the trace held as many as the store allows one trace.
+        self.dropped_spans = 0
+        #: Spans replaced by a re-sent copy (views that scan only new spans rescan after one).
+        self.replaced = 0
 
     def add(self, span: Span) -> bool:
         """Add or replace a span; returns True when it replaced one with the same id (later data wins)."""
@@ -54,6 +73,7 @@ class Trace:
         self.spans[span.span_id] = span
         self.version += 1
         if previous is not None:
+            self.replaced += 1
             self._replace_in_summary(previous, span)
             return True
         if len(self.spans) == 1:
@@ -100,7 +120,7 @@ class Trace:
         """The span that names the trace: the earliest true root, else the earliest top-level row."""
         if self.true_root is not None:
             return self.true_root
-        rows = self.rows()
+        rows = self.rows() if len(self.spans) <= LARGE_TRACE_SPANS else self.latest_rows()
         return rows[0].span if rows else None
 
     @property
@@ -124,50 +144,84 @@ class Trace:
         appears exactly once, even when parent links are missing, point at the span itself, or form
         a cycle. Cached until the trace changes.
         """
-        if self._rows_version == self.version:
-            return self._rows
-        spans = self.spans
+        if not self.rows_built:
+            for _ in self.build_rows():
+                pass
+        return self._rows
+
+    @property
+    def rows_built(self) -> bool:
+        """Whether :meth:`rows` are built for the trace as it is now."""
+        return self._rows_version == self.version
+
+    def latest_rows(self) -> list[TreeRow]:
+        """The rows last built, even if spans arrived since (built now if never): for views of a
+        huge trace that must not rebuild it on every change."""
+        return self._rows if self._rows_version >= 0 else self.rows()
+
+    def build_rows(self) -> Generator[None, None, None]:
+        """Build :meth:`rows` of the trace as it is now, :data:`ROW_SLICE` spans per ``next``; once
+        exhausted, :meth:`rows` and :meth:`latest_rows` return them. Lets a view rebuild a huge
+        trace across frames instead of stalling one."""
+        return self._build_rows(dict(self.spans), self.version)
+
+    def _build_rows(self, spans: dict[str, Span], version: int) -> Generator[None, None, None]:
+        values = list(spans.values())
         children: dict[str, list[Span]] = {}
         tops: list[tuple[Span, bool]] = []
-        for span in spans.values():
-            parent = span.parent_span_id
-            if not parent or parent == span.span_id:
-                tops.append((span, False))
-            elif parent not in spans:
-                tops.append((span, True))
-            else:
-                children.setdefault(parent, []).append(span)
+        for at in range(0, len(values), ROW_SLICE):
+            for span in values[at:at + ROW_SLICE]:
+                parent = span.parent_span_id
+                if not parent or parent == span.span_id:
+                    tops.append((span, False))
+                elif parent not in spans:
+                    tops.append((span, True))
+                else:
+                    children.setdefault(parent, []).append(span)
+            yield
         for siblings in children.values():
             siblings.sort(key=_start_key)
         tops.sort(key=lambda item: item[0].start_ns)
+        yield
 
         rows: list[TreeRow] = []
         placed: set[str] = set()
+        last_top = -1
 
-        def walk(top: Span, orphan: bool, cycle: bool) -> None:
-            stack: list[tuple[Span, int]] = [(top, 0)]
+        def walk(top: Span, orphan: bool, cycle: bool) -> Generator[None, None, None]:
+            # (span, depth, the trunk of its row less its own branch, whether it is its parent's last child)
+            stack: list[tuple[Span, int, str, bool]] = [(top, 0, "", True)]
             first = True
+            pause = len(rows) + ROW_SLICE
             while stack:
-                span, depth = stack.pop()
+                span, depth, trunk, last = stack.pop()
                 if span.span_id in placed:
                     continue
                 placed.add(span.span_id)
-                rows.append(TreeRow(span, depth, orphan and first, cycle and first))
+                rows.append(TreeRow(span, depth, orphan and first, cycle and first,
+                                    trunk + ("└─ " if last else "├─ ") if depth else ""))
                 first = False
-                kids = children.get(span.span_id, ())
-                stack.extend((kid, depth + 1) for kid in reversed(kids))
+                kids = [kid for kid in children.get(span.span_id, ()) if kid.span_id not in placed]
+                if kids:
+                    below = trunk + ("   " if last else "│  ") if depth else ""
+                    stack.append((kids[-1], depth + 1, below, True))
+                    stack.extend((kid, depth + 1, below, False) for kid in reversed(kids[:-1]))
+                if len(rows) >= pause:
+                    pause += ROW_SLICE
+                    yield
 
         for span, orphan in tops:
-            walk(span, orphan, False)
+            last_top = len(rows)
+            yield from walk(span, orphan, False)
         if len(placed) < len(spans):
             # Whatever is left is only reachable through a parent cycle: cut each cycle at its
             # earliest span so the display stays a tree.
             for span in sorted(spans.values(), key=_start_key):
                 if span.span_id not in placed:
-                    walk(span, False, True)
-        self._rows = rows
-        self._rows_version = self.version
-        return rows
+                    last_top = len(rows)
+                    yield from walk(span, False, True)
+        if version > self._rows_version:
+            self._rows, self._rows_version, self.last_top_row = rows, version, last_top
 
 
 def _start_key(span: Span) -> int:
@@ -194,17 +248,21 @@ class TraceStore:
     """Traces in arrival order, bounded by a span budget.
 
     When more than ``max_spans`` spans are held, whole traces are evicted oldest first (a trace
-    is never split: half a trace is worse than none) and counted, so "accepted = stored + evicted
-    + replaced" always adds up. Oldest means first to *arrive*, not earliest to start: the list
+    is never split: half a trace is worse than none) and counted. One trace holds at most
+    ``max_trace_spans`` (at most ``max_spans``): the first to arrive, less one place kept for a root
+    until one arrives (an SDK exports the root last, when it ends, and it names the trace); the rest
+    are counted on the trace and in :attr:`capped_spans`, so "accepted = stored + evicted + replaced
+    + capped" always adds up. Oldest means first to *arrive*, not earliest to start: the list
     shows traces by start time, but the budget is about what has been held longest, and a trace
     replayed from a file or sent by a host with a slow clock must not be evicted the moment it
     arrives because its timestamps are old.
     """
 
-    def __init__(self, max_spans: int = 500_000) -> None:
-        if max_spans < 1:
-            raise ValueError("max_spans must be at least 1")
+    def __init__(self, max_spans: int = 500_000, max_trace_spans: int = DEFAULT_MAX_TRACE_SPANS) -> None:
+        if max_spans < 1 or max_trace_spans < 1:
+            raise ValueError("max_spans and max_trace_spans must be at least 1")
         self.max_spans = max_spans
+        self.max_trace_spans = min(max_trace_spans, max_spans)
         self._traces: dict[str, Trace] = {}
         #: (seq, trace id) in arrival order. Eviction pops from here: ``next(iter(dict))`` after many
         #: deletions at the front of a dict is O(deleted) (it skips the holes), which under a flood
@@ -216,6 +274,8 @@ class TraceStore:
         self.spans_replaced = 0
         self.evicted_spans = 0
         self.evicted_traces = 0
+        #: Spans not stored because their trace was full (see ``max_trace_spans``).
+        self.capped_spans = 0
         self._changes = StoreChanges()
         #: Traces evicted since the last :meth:`drain_changes`, and those the last one reported:
         #: kept that long so views can still draw them (see :meth:`shown`).
@@ -270,6 +330,7 @@ class TraceStore:
         traces = self._traces
         updated = self._changes.updated
         resource = self._last_resource
+        nearly_full = self.max_trace_spans - 1
         for span in spans:
             if span.resource is not resource:  # once a batch: its spans share one Resource
                 resource = span.resource
@@ -280,12 +341,27 @@ class TraceStore:
                 self._arrivals.append((self._next_seq, span.trace_id))
                 self._next_seq += 1
             self.spans_added += 1
+            if len(trace.spans) >= nearly_full and self._over_cap(trace, span):
+                updated.add(span.trace_id)  # its row shows the count
+                continue
             if trace.add(span):
                 self.spans_replaced += 1
             else:
                 self.span_count += 1
             updated.add(span.trace_id)
         self._evict()
+
+    def _over_cap(self, trace: Trace, span: Span) -> bool:
+        """Whether a full trace refuses ``span`` (counted if so): a re-sent copy of a span it holds
+        is taken, and the last place waits for a root while the trace has none."""
+        if span.span_id in trace.spans:
+            return False
+        held, cap = len(trace.spans), self.max_trace_spans
+        if held < cap and (cap == 1 or not span.parent_span_id or trace.true_root is not None):
+            return False
+        trace.dropped_spans += 1
+        self.capped_spans += 1
+        return True
 
     def _note_resource(self, resource: Resource) -> None:
         self._last_resource = resource

@@ -13,15 +13,15 @@ import re
 import struct
 import time
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from itertools import accumulate
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from itertools import accumulate, islice
 
 from tui.model.conventions import USAGE_MARKERS
 from tui.model.genai import GenAIView, UsageSummary, summarize
 from tui.model.span import AttrValue, Event, Resource, Span
-from tui.model.store import StoreChanges, Trace, TraceStore, TreeRow
-from tui.model.text import format_value, tree_guides
+from tui.model.store import LARGE_TRACE_SPANS, ROW_SLICE, StoreChanges, Trace, TraceStore, TreeRow
+from tui.model.text import format_value
 
 #: Low bits of an order key that hold the trace's arrival number (see :func:`order_key`).
 _SEQ_BITS = 40
@@ -444,18 +444,55 @@ class ListRow:
         return (self.trace.trace_id, self.span_id)
 
 
+def display_rows(trace: Trace) -> list[TreeRow]:
+    """:meth:`Trace.rows`, or for a trace over :data:`LARGE_TRACE_SPANS` the rows last built (by the
+    list while it is expanded): views that redraw on every change must not rebuild a huge trace."""
+    return trace.rows() if trace.span_count <= LARGE_TRACE_SPANS else trace.latest_rows()
+
+
 @dataclass(slots=True)
 class _Expansion:
     """A snapshot of an expanded trace's span rows (refreshed when changes are applied)."""
 
     rows: list[TreeRow]
-    guides: list[str]
     positions: dict[str, int]
+    #: Index of the last top-level row (:attr:`Trace.last_top_row`).
+    last_top: int
+    #: The trace's version the rows were built at.
+    version: int
 
     @classmethod
     def of(cls, trace: Trace) -> _Expansion:
-        rows = trace.rows()
-        return cls(rows, tree_guides([r.depth for r in rows]), {r.span.span_id: i for i, r in enumerate(rows)})
+        building = cls.building(trace)
+        while True:
+            try:
+                next(building)
+            except StopIteration as done:
+                return done.value
+
+    @classmethod
+    def building(cls, trace: Trace) -> Generator[None, None, _Expansion]:
+        """The snapshot of the trace as it is now (not at the first ``next``), built a slice per ``next``."""
+        return cls._build(trace, trace.version, None if trace.rows_built else trace.build_rows())
+
+    @classmethod
+    def _build(cls, trace: Trace, version: int,
+               building_rows: Generator[None, None, None] | None) -> Generator[None, None, _Expansion]:
+        if building_rows is not None:
+            yield from building_rows
+        rows, last_top = trace.latest_rows(), trace.last_top_row
+        positions: dict[str, int] = {}
+        for at in range(0, len(rows), ROW_SLICE):
+            positions.update((row.span.span_id, i) for i, row in enumerate(rows[at:at + ROW_SLICE], at))
+            yield
+        return cls(rows, positions, last_top, version)
+
+    def guide(self, i: int) -> str:
+        """Row ``i``'s box-drawing prefix: its trunk behind the top level's own column."""
+        row = self.rows[i]
+        if not row.depth:
+            return "└─ " if i == self.last_top else "├─ "
+        return ("   " if i > self.last_top else "│  ") + row.trunk
 
 
 @dataclass(slots=True)
@@ -465,6 +502,18 @@ class TraceSummary:
     model: str
     tokens_in: int | None
     tokens_out: int | None
+
+
+@dataclass(slots=True)
+class _UsageScan:
+    """A trace's LLM spans found so far: a change scans only the spans added since (spans are only
+    appended to a trace; a replaced one means a rescan)."""
+
+    version: int = -1
+    replaced: int = 0
+    checked: int = 0
+    found: list[tuple[Span, UsageSummary]] = field(default_factory=list)
+    summary: TraceSummary | None = None
 
 
 #: Resources whose filter verdict is remembered (they are few: one per export batch and process).
@@ -497,7 +546,10 @@ class TraceListIndex:
         self._expanded: dict[str, _Expansion] = {}
         self._expanded_order: list[tuple[int, str]] = []  # (key, id), newest first
         self._layout: tuple[list[int], list[tuple[int, int, str, int]], int] | None = None
-        self._summaries: dict[str, tuple[int, TraceSummary]] = {}
+        #: Expanded traces over :data:`LARGE_TRACE_SPANS` being rebuilt since they changed; their old
+        #: rows are shown meanwhile.
+        self._rebuilding: dict[str, Generator[None, None, _Expansion]] = {}
+        self._summaries: dict[str, _UsageScan] = {}
         #: Ids of traces the current filter has not looked at yet, oldest first, in chunks (scanned
         #: from the end; an empty chunk is dropped as soon as it empties).
         self._pending: list[list[str]] = []
@@ -549,7 +601,7 @@ class TraceListIndex:
                         return ListRow(trace)
                     expansion = self._expanded[trace_id]
                     i = index - start - 1
-                    return ListRow(trace, expansion.rows[i], expansion.guides[i])
+                    return ListRow(trace, expansion.rows[i], expansion.guide(i))
                 extra = above + count
         members = self._members
         n = len(members)
@@ -629,6 +681,7 @@ class TraceListIndex:
         trace = self.store.get(trace_id)
         if trace is None or trace_id not in self._members or trace_id in self._expanded:
             return False
+        self._rebuilding.pop(trace_id, None)
         self._expanded[trace_id] = _Expansion.of(trace)
         self._order_expanded()
         return True
@@ -636,8 +689,55 @@ class TraceListIndex:
     def collapse(self, trace_id: str) -> bool:
         if self._expanded.pop(trace_id, None) is None:
             return False
+        self._rebuilding.pop(trace_id, None)
         self._order_expanded()
         return True
+
+    @property
+    def rebuilding(self) -> bool:
+        """Whether a changed huge expanded trace awaits :meth:`continue_rebuild`."""
+        return bool(self._rebuilding)
+
+    def is_rebuilding(self, trace_id: str) -> bool:
+        """Whether an expanded trace's rows are being rebuilt (its spans shown are a little behind)."""
+        return trace_id in self._rebuilding
+
+    def _refresh_expansion(self, trace: Trace) -> None:
+        """A changed expanded trace: rebuilt now if small, else a slice per frame from now on (over
+        :data:`LARGE_TRACE_SPANS`, see :meth:`continue_rebuild`)."""
+        if trace.span_count <= LARGE_TRACE_SPANS:
+            self._rebuilding.pop(trace.trace_id, None)
+            self._expanded[trace.trace_id] = _Expansion.of(trace)
+        elif trace.trace_id not in self._rebuilding:
+            self._rebuilding[trace.trace_id] = _Expansion.building(trace)
+
+    def continue_rebuild(self, budget_s: float) -> bool:
+        """Rebuild changed huge expanded traces for about ``budget_s`` seconds; True when rows changed.
+
+        A trace that changed again while it was rebuilt starts over (from its state then), so under
+        a steady stream a huge trace is redrawn every few frames at a bounded cost per frame.
+        """
+        if not self._rebuilding:
+            return False
+        deadline = time.perf_counter() + budget_s
+        changed = False
+        for trace_id, building in list(self._rebuilding.items()):
+            try:
+                next(building)  # at least one slice a call
+                while time.perf_counter() < deadline:
+                    next(building)
+                break
+            except StopIteration as done:
+                del self._rebuilding[trace_id]
+                trace = self.store.get(trace_id)
+                if trace is None or trace_id not in self._expanded:
+                    continue
+                expansion = self._expanded[trace_id] = done.value
+                self._layout = None
+                changed = True
+                if trace.version != expansion.version:
+                    self._rebuilding[trace_id] = _Expansion.building(trace)
+        return changed
 
     def _order_expanded(self) -> None:
         self._layout = None
@@ -669,6 +769,7 @@ class TraceListIndex:
         candidates = self._members.id_chunks(copy=self._members is self._all) if narrower else None
         self._want_expanded |= set(self._expanded)
         self._expanded.clear()
+        self._rebuilding.clear()
         self._expanded_order = []
         self._pending = []
         if not query.typed and not self.errors_only:
@@ -785,6 +886,7 @@ class TraceListIndex:
         self._members = self._all
         self._layout = None
         self._expanded.clear()
+        self._rebuilding.clear()
         self._expanded_order = []
         self.set_filter(self.filter_text, self.errors_only)
 
@@ -834,7 +936,7 @@ class TraceListIndex:
                     added.append(trace_id)
                 member_moves[trace_id] = key
                 if trace_id in expanded:
-                    expanded[trace_id] = _Expansion.of(trace)
+                    self._refresh_expansion(trace)
                     reorder = True  # its key may have moved
             elif trace_id in filed:
                 old = filed[trace_id]
@@ -852,13 +954,16 @@ class TraceListIndex:
     # --- per-trace LLM summary ---------------------------------------------------------------------
 
     def summary(self, trace: Trace) -> TraceSummary:
-        """Model and token totals of a trace's LLM spans; computed for visible rows only, cached."""
-        cached = self._summaries.get(trace.trace_id)
-        if cached is not None and cached[0] == trace.version:
-            return cached[1]
-        summary = TraceSummary(*summarize(usage for _, usage in usage_spans(trace)))
-        self._summaries[trace.trace_id] = (trace.version, summary)
-        return summary
+        """Model and token totals of a trace's LLM spans; computed for visible rows only, and after a
+        change only the spans added since are looked at."""
+        scan = self._summaries.get(trace.trace_id)
+        if scan is None or scan.replaced != trace.replaced:
+            scan = self._summaries[trace.trace_id] = _UsageScan(replaced=trace.replaced)
+        if scan.summary is None or scan.version != trace.version:
+            scan.found += _usages(islice(trace.spans.values(), scan.checked, None))
+            scan.checked, scan.version = trace.span_count, trace.version
+            scan.summary = TraceSummary(*summarize(usage for _, usage in _innermost(trace, scan.found)))
+        return scan.summary
 
 
 def _resource_test(decide: Callable[[Resource], bool]) -> Callable[[Resource], bool]:
@@ -942,12 +1047,21 @@ def usage_spans(trace: Trace) -> list[tuple[Span, UsageSummary]]:
     may total its model calls; summing both would count every token twice, so only the innermost
     count. Spans whose raw bytes mention no model or usage key are skipped without decoding.
     """
+    return _innermost(trace, _usages(trace.spans.values()))
+
+
+def _usages(spans: Iterable[Span]) -> list[tuple[Span, UsageSummary]]:
     found: list[tuple[Span, UsageSummary]] = []
-    for span in trace.spans.values():
+    for span in spans:
         if span.may_contain(*USAGE_MARKERS):
             usage = UsageSummary.from_span(span)
             if usage.model or usage.input_tokens is not None or usage.output_tokens is not None:
                 found.append((span, usage))
+    return found
+
+
+def _innermost(trace: Trace, found: list[tuple[Span, UsageSummary]]) -> list[tuple[Span, UsageSummary]]:
+    """``found`` less the spans that wrap another of them."""
     llm_ids = {span.span_id for span, _ in found}
     covering: set[str] = set()
     for span, _ in found:
@@ -968,12 +1082,15 @@ def no_logs(_span: Span) -> tuple[Event, ...]:
     return ()
 
 
-def llm_spans(trace: Trace, logs: LogEvents = no_logs) -> list[tuple[Span, GenAIView]]:
-    """A trace's LLM spans in tree order with their views (the LLM tab of a trace row); ``logs``
-    gives the log records naming a span, as events (GenAI instrumentations log prompts there)."""
+def llm_spans(trace: Trace, logs: LogEvents = no_logs, limit: int | None = None) -> list[tuple[Span, GenAIView]]:
+    """A trace's LLM spans in tree order with their views (the LLM tab of a trace row), the first
+    ``limit`` of them; ``logs`` gives the log records naming a span, as events (GenAI
+    instrumentations log prompts there)."""
     found = []
-    for row in trace.rows():
+    for row in display_rows(trace):
         view = GenAIView.from_span(row.span, logs(row.span))
         if view is not None:
             found.append((row.span, view))
+            if len(found) == limit:
+                break
     return found

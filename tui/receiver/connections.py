@@ -196,9 +196,12 @@ class _Guarded(asyncio.Protocol):
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._conn.state is _State.IDLE:
-            self._guard._request_begun(self._conn)
-        self._conn.fresh = False
+        conn = self._conn
+        if conn.fresh:
+            conn.fresh = False
+            self._guard._first_bytes(conn, data)
+        elif conn.state is _State.IDLE:
+            self._guard._request_begun(conn)
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -220,17 +223,20 @@ class ConnectionGuard:
     """Listens for one receiver, bounding its connections (see the module's docstring).
 
     ``protocol_factory`` makes the protocol that serves a connection (aiohttp's server);
-    ``on_refused(reason)`` counts a refusal where the user sees it.
+    ``on_refused(reason)`` counts a refusal where the user sees it; ``on_first_bytes(peer_host, data)``
+    sees the first bytes of each connection (a client speaking the wrong protocol shows there).
     """
 
     def __init__(self, protocol_factory: Callable[[], asyncio.Protocol], limits: ConnectionLimits,
-                 on_refused: Callable[[str], None], name: str = "HTTP") -> None:
+                 on_refused: Callable[[str], None], name: str = "HTTP",
+                 on_first_bytes: Callable[[str, bytes], None] | None = None) -> None:
         #: Read whenever a connection or timer needs them: setting new limits applies from then on.
         self.limits = limits
         self.stats = ConnectionStats()
         self._files_cap = sys.maxsize
         self._factory = protocol_factory
         self._on_refused = on_refused
+        self._on_first_bytes = on_first_bytes
         self._name = name
         self._loop = asyncio.get_running_loop()
         self._ssl: ssl.SSLContext | None = None
@@ -413,6 +419,11 @@ class ConnectionGuard:
         return True
 
     # -- states --------------------------------------------------------------------------------------------
+
+    def _first_bytes(self, conn: _Connection, data: bytes) -> None:
+        if self._on_first_bytes is not None and conn.transport is not None:
+            peer = conn.transport.get_extra_info("peername")
+            self._on_first_bytes(str(peer[0]) if peer else "", data)
 
     def _request_begun(self, conn: _Connection) -> None:
         """The first bytes of a new request on a kept-alive connection: its headers now have a deadline."""

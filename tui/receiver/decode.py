@@ -176,11 +176,14 @@ def spans_from_request(request: ExportTraceServiceRequest) -> DecodedSpans:
 
 
 def logs_from_request(request: ExportLogsServiceRequest) -> list[LogRecord]:
-    """Log records with their trace/span ids (hex, "" when absent) and their resource."""
+    """Log records with their trace/span ids (hex, "" when absent) and their service.
+
+    Of the resource only ``service.name`` is kept, all that is shown of a record's: the rest would be
+    held by every record and count against the log store's byte budget for nothing.
+    """
     records = []
     for resource_logs in request.resource_logs:
-        resource = Resource(attributes(resource_logs.resource.attributes),
-                            resource_logs.resource.dropped_attributes_count)
+        resource = Resource({"service.name": Resource(attributes(resource_logs.resource.attributes)).service_name})
         for scope_logs in resource_logs.scope_logs:
             for r in scope_logs.log_records:
                 trace_id, span_id = r.trace_id.hex(), r.span_id.hex()
@@ -212,7 +215,7 @@ def summarize_metrics(request: ExportMetricsServiceRequest, summary: MetricsSumm
                 points = getattr(metric, kind).data_points
                 total += len(points)
                 if metric.name not in (_TOKEN_USAGE, _DURATION, *_FIRST_TOKEN) or kind != "histogram":
-                    summary.other_points[metric.name] = summary.other_points.get(metric.name, 0) + len(points)
+                    summary.count_other(metric.name, len(points))
                     continue
                 for point in points:
                     a = attributes(point.attributes)

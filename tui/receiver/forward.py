@@ -1,10 +1,14 @@
 """``--forward URL``: send every accepted request on to another OTLP receiver.
 
 ollama-tui can then sit in front of the real pipeline (a Collector, Jaeger, Phoenix, a vendor)
-during development. Each upstream gets a bounded buffer and a task of its own: requests are retried
-with exponential backoff (and the upstream's own Retry-After / RetryInfo), a full buffer drops its
-oldest request, and every failure and drop is counted for the header. Nothing here can slow the
-receivers or the UI: accepting a request only appends its serialised bytes to the buffer.
+during development. Each upstream gets a buffer bounded in bytes and a task of its own: requests are
+retried with exponential backoff (and the upstream's own Retry-After / RetryInfo), a full buffer
+drops its oldest requests, and every failure and drop is counted for the header. Nothing here can
+slow the receivers or the UI: accepting a request only appends its serialised bytes to the buffer.
+
+The buffer is bounded by bytes, not requests: a count lets a few large requests (long prompts, big
+batches) hold gigabytes while the upstream is down. The oldest request is the one dropped, because
+once the upstream is back the traces still being looked at are the recent ones.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from google.rpc.error_details_pb2 import RetryInfo
 from tui.receiver.errors import ReceiverConfigError
 
 TRACES_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-#: Requests held per upstream while it is slow or down (with 512-span batches, ~260 000 spans).
-DEFAULT_BUFFER = 512
+#: Bytes of requests held per upstream while it is slow or down, the one in flight included.
+DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024
+#: What holding one request costs beside its body, so that tiny requests cannot escape the bound.
+REQUEST_OVERHEAD = 128
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 TIMEOUT = 10.0
@@ -52,7 +58,7 @@ class _Retry(Exception):
 class Forwarder:
     """One upstream: ``grpc://host:port`` (``grpcs://`` for TLS) or ``http(s)://host:port[/path]``."""
 
-    def __init__(self, url: str, buffer: int = DEFAULT_BUFFER) -> None:
+    def __init__(self, url: str, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("grpc", "grpcs", "http", "https") or not parts.hostname:
             raise ReceiverConfigError(f"--forward {url!r}: use grpc://host:port, grpcs://, http:// or https://")
@@ -67,7 +73,10 @@ class Forwarder:
         self._pending: deque[tuple[bytes, int]] = deque()
         #: The request being sent (and retried); a full buffer never drops it.
         self._inflight: tuple[bytes, int] | None = None
-        self._buffer = buffer
+        self.buffer_bytes = buffer_bytes
+        #: Bytes held (see :func:`_cost`), the request in flight included; never above ``buffer_bytes``.
+        self.buffered = 0
+        self.buffer_full = f"buffer full ({buffer_bytes / 2**20:g} MiB)"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -78,11 +87,18 @@ class Forwarder:
 
     def offer(self, body: bytes, spans: int) -> None:
         """Queue a serialised request of ``spans`` spans (the ingest calls this for every accepted
-        one); never waits."""
-        if len(self._pending) >= self._buffer:
-            self._pending.popleft()
-            self.stats.lost["buffer full"] += 1
+        one); never waits. The oldest waiting requests make room for it; a request that cannot fit
+        even then (beside the one in flight, which is never dropped mid-send) is itself dropped."""
+        cost = _cost(body)
+        held = _cost(self._inflight[0]) if self._inflight else 0
+        if held + cost > self.buffer_bytes:
+            self.stats.lost[self.buffer_full] += 1
+            return
+        while self.buffered + cost > self.buffer_bytes:
+            self.buffered -= _cost(self._pending.popleft()[0])
+            self.stats.lost[self.buffer_full] += 1
         self._pending.append((body, spans))
+        self.buffered += cost
         self._wake.set()
 
     def start(self) -> None:
@@ -130,6 +146,7 @@ class Forwarder:
                     self.stats.sent_spans += spans
                     self.stats.last_error = ""
                 self._inflight = None
+                self.buffered -= _cost(body)
                 backoff = FIRST_BACKOFF
 
     async def _sender(self, stack: contextlib.AsyncExitStack):  # -> Callable[[bytes], Awaitable[None]]
@@ -166,6 +183,10 @@ class Forwarder:
                 raise _Rejected(exc.code().name) from None
 
         return send_grpc
+
+
+def _cost(body: bytes) -> int:
+    return len(body) + REQUEST_OVERHEAD
 
 
 class _Rejected(Exception):

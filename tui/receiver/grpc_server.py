@@ -19,6 +19,12 @@ So each call here, before it costs anything but a coroutine, must:
 - be one of at most :data:`MAX_STREAMS_PER_CONNECTION` calls open on its connection (HTTP/2
   ``SETTINGS_MAX_CONCURRENT_STREAMS``: gRPC core resets the streams past it, which never reach us).
 
+Connections are bounded as the HTTP receiver's are, by gRPC core itself: one with no call open for
+:data:`IDLE_TIMEOUT_SECONDS` is closed, and at most :func:`connection_cap` are open at once. Past that
+cap gRPC core closes each *new* connection as soon as it is accepted (it cannot close the oldest
+instead, as the HTTP receiver does), until the idle timeout or their clients free a place; those
+connections never reach us, so they are not counted.
+
 Every call ended here is counted with the receivers' other rejections.
 
 Handlers take the raw request bytes (no deserializer) and decode them with :mod:`tui.receiver.decode`,
@@ -42,10 +48,13 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from tui.receiver.connections import DEFAULT_MAX_CONNECTIONS, connection_cap
 from tui.receiver.decode import BadRequest, parse_protobuf
+from tui.receiver.doctor import Doctor, Problem
 from tui.receiver.errors import PortUnavailable
 from tui.receiver.ingest import RETRY_AFTER_SECONDS, ExportResult, Ingest, Outcome
 from tui.receiver.security import Security
+from tui.receiver.sources import BUSY, SourceTable, peer_host
 
 _RETRY_METADATA = (
     ("google.rpc.retryinfo-bin", RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS)).SerializeToString()),
@@ -64,6 +73,10 @@ RECEIVE_TIMEOUT_SECONDS = 10.0
 #: (``REFUSED_STREAM``, or ``ENHANCE_YOUR_CALM`` before the client acknowledged the settings); a
 #: client that has the server's settings queues them instead.
 MAX_STREAMS_PER_CONNECTION = 32
+#: A connection with no call open for this long is closed (HTTP/2 ``GOAWAY``). gRPC clients open a new
+#: one on their next call by themselves, so an exporter does not notice; a socket opened and left by
+#: anyone else stops holding a file descriptor.
+IDLE_TIMEOUT_SECONDS = 300.0
 
 UNAUTHENTICATED_MESSAGE = "missing or wrong bearer token: send metadata authorization: Bearer <token>"
 #: Reasons counted in ``ReceiverStats.requests_rejected`` (prefixed ``grpc: ``).
@@ -94,8 +107,12 @@ class OtlpGrpcReceiver:
     """Serves the three OTLP collector services on one ``grpc.aio`` server in a thread of its own."""
 
     def __init__(self, ingest: Ingest, host: str, port: int, max_message_bytes: int,
-                 security: Security | None = None) -> None:
+                 security: Security | None = None, sources: SourceTable | None = None,
+                 doctor: Doctor | None = None, idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+                 max_connections: int | None = None) -> None:
         self.ingest = ingest
+        self.sources = sources or SourceTable()
+        self.doctor = doctor or Doctor()
         self.security = security or Security()
         self.host = host
         self.port = port
@@ -103,6 +120,9 @@ class OtlpGrpcReceiver:
         #: Read on every call, so a test may shorten it on a running receiver.
         self.receive_timeout = RECEIVE_TIMEOUT_SECONDS
         self.max_streams_per_connection = MAX_STREAMS_PER_CONNECTION
+        self.idle_timeout = idle_timeout
+        #: None: :func:`connection_cap`'s, from the open-files limit when the server starts.
+        self.max_connections = max_connections
         self._loop: asyncio.AbstractEventLoop | None = None  # the app's: decisions and counters
         self._grpc_loop: asyncio.AbstractEventLoop | None = None  # the server's own, in its thread
         self._server: grpc.aio.Server | None = None
@@ -173,6 +193,9 @@ class OtlpGrpcReceiver:
             options=[
                 ("grpc.max_receive_message_length", self.max_message_bytes),
                 ("grpc.max_concurrent_streams", self.max_streams_per_connection),
+                ("grpc.max_connection_idle_ms", round(self.idle_timeout * 1000)),
+                ("grpc.max_allowed_incoming_connections",
+                 self.max_connections or connection_cap(DEFAULT_MAX_CONNECTIONS)),
                 # Without this, gRPC on Linux shares a port already served by another process
                 # (SO_REUSEPORT) and the exporter's spans silently go to whichever one the kernel picks.
                 ("grpc.so_reuseport", 0),
@@ -222,17 +245,20 @@ class OtlpGrpcReceiver:
         full_name = module.DESCRIPTOR.services_by_name[service].full_name
         signal = _SIGNALS[service]
 
-        def decide(body: bytes) -> _Answer:
+        def decide(body: bytes, host: str) -> _Answer:
             """On the app's event loop: everything that touches the queue and the counters."""
             busy = self.ingest.admit("grpc", signal)
             if busy is not None:
+                self.sources.refused(host, "grpc", BUSY)
                 return _Answer(grpc.StatusCode.UNAVAILABLE, busy, retry=True)
             try:
                 request = parse_protobuf(request_type, body)
             except BadRequest as exc:
-                self.ingest.bad_request("grpc", "undecodable protobuf")
+                self._refused("undecodable protobuf", host)
                 return _Answer(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            stats, spans_before = self.ingest.stats, self.ingest.stats.spans_accepted
             result = accept("grpc", request)
+            self.sources.record(host, "grpc", signal, request, result, stats.spans_accepted - spans_before)
             if result.outcome is Outcome.OVERLOADED:
                 return _Answer(grpc.StatusCode.UNAVAILABLE, result.message, retry=True)
             return _Answer(grpc.StatusCode.OK, response=make_response(result) if make_response else response_type())
@@ -241,26 +267,29 @@ class OtlpGrpcReceiver:
             """On the server's loop. Registered as request-streaming, so that it runs on the call's
             headers, before its message: an unauthorised call is answered without waiting for one, and
             the wait for it is bounded."""
-            if not self.security.authorized(_metadata(context, "authorization")):
-                self._count(UNAUTHENTICATED)
+            host = peer_host(context.peer())
+            authorization = _metadata(context, "authorization")
+            if not self.security.authorized(authorization):
+                self._count(UNAUTHENTICATED, host,
+                            Problem.MISSING_TOKEN if authorization is None else Problem.WRONG_TOKEN)
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
             timeout = self.receive_timeout
             try:
                 body = await asyncio.wait_for(context.read(), timeout)
             except asyncio.TimeoutError:
-                self._count(stalled_reason(timeout))
+                self._count(stalled_reason(timeout), host)
                 await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                                     f"no request message within {timeout:g} s of the call's headers")
             if not isinstance(body, bytes):  # EOF: no message came, and none will
                 try:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an Export call carries one request message")
                 except grpc.aio.AbortError:  # answered: the client ended its side without sending one
-                    self._count(NO_MESSAGE)
+                    self._count(NO_MESSAGE, host)
                     raise
                 except Exception:  # noqa: BLE001 - the call had ended already (gRPC itself answered
                     # a message over the size limit, or the client left): there is no one to tell
                     return None
-            answer = await self._on_loop(lambda: decide(body), context.time_remaining())
+            answer = await self._on_loop(lambda: decide(body, host), context.time_remaining())
             if answer.code is grpc.StatusCode.OK:
                 return answer.response
             await context.abort(answer.code, answer.message, _RETRY_METADATA if answer.retry else ())
@@ -274,11 +303,19 @@ class OtlpGrpcReceiver:
             },
         )
 
-    def _count(self, reason: str) -> None:
+    def _count(self, reason: str, host: str = "", problem: Problem | None = None) -> None:
         """Count a refused call, on the app's loop (where every counter lives)."""
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):  # the loop has closed: the app is exiting
-            self._loop.call_soon_threadsafe(self.ingest.bad_request, "grpc", reason)
+            self._loop.call_soon_threadsafe(self._refused, reason, host, problem)
+
+    def _refused(self, reason: str, host: str, problem: Problem | None = None) -> None:
+        """On the app's loop: the receivers' totals, the source's row (when its peer is known), the doctor."""
+        self.ingest.bad_request("grpc", reason)
+        if host:
+            self.sources.refused(host, "grpc", reason)
+        if problem is not None:
+            self.doctor.report(host, problem)
 
     async def _on_loop(self, decide: Callable[[], _Answer], deadline: float | None) -> _Answer:
         """Run ``decide`` on the app's event loop as a plain callback (no task: that would cost another

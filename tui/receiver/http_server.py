@@ -39,13 +39,17 @@ from tui.receiver.decode import (
     parse_json,
     parse_protobuf,
 )
+from tui.receiver.doctor import Doctor, Problem, sniff
 from tui.receiver.errors import PortUnavailable
 from tui.receiver.ingest import RETRY_AFTER_SECONDS, ExportResult, Ingest, Outcome
 from tui.receiver.security import Security
+from tui.receiver.sources import BUSY, SourceTable
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _CONTENT_TYPES = {PROTOBUF: PROTOBUF, "application/protobuf": PROTOBUF, JSON: JSON}
+#: The Sources table's transport for each content type; ``http`` when the request's is not one of these.
+_TRANSPORTS = {PROTOBUF: "http-protobuf", JSON: "http-json"}
 _GRPC_INVALID_ARGUMENT = 3
 _GRPC_DEADLINE_EXCEEDED = 4
 _GRPC_NOT_FOUND = 5
@@ -112,8 +116,11 @@ class OtlpHttpReceiver:
     """Serves OTLP/HTTP (protobuf and JSON) on an aiohttp server sharing the app's event loop."""
 
     def __init__(self, ingest: Ingest, host: str, port: int, max_body_bytes: int,
-                 security: Security | None = None, limits: ConnectionLimits | None = None) -> None:
+                 security: Security | None = None, limits: ConnectionLimits | None = None,
+                 sources: SourceTable | None = None, doctor: Doctor | None = None) -> None:
         self.ingest = ingest
+        self.sources = sources or SourceTable()
+        self.doctor = doctor or Doctor()
         self.security = security or Security()
         self.host = host
         self.port = port
@@ -171,7 +178,8 @@ class OtlpHttpReceiver:
                                keepalive_timeout=limits.idle_timeout, shutdown_timeout=limits.shutdown_grace)
         await runner.setup()
         assert runner.server is not None  # set by setup()
-        guard = ConnectionGuard(runner.server, limits, lambda reason: self.ingest.bad_request("http", reason))
+        guard = ConnectionGuard(runner.server, limits, lambda reason: self.ingest.bad_request("http", reason),
+                                on_first_bytes=self._first_bytes)
         try:
             self.port = await guard.listen(self.host, self.port, ssl_context)
         except OSError as exc:
@@ -191,30 +199,54 @@ class OtlpHttpReceiver:
         if runner is not None:
             await runner.cleanup()
 
+    def _first_bytes(self, host: str, data: bytes) -> None:
+        """A TLS or gRPC client on this plain port: aiohttp answers it 400 (what the client then reports is
+        its own puzzle), and the doctor says why."""
+        if self.security.tls:
+            return  # the bytes seen here are already decrypted
+        problem = sniff(data)
+        if problem is not None:
+            self._refuse(host, "tls" if problem is Problem.TLS_ON_PLAIN_PORT else "grpc", problem.value, problem)
+
+    def _refuse(self, host: str, transport: str, reason: str, problem: Problem | None = None,
+                detail: str = "") -> None:
+        """Count a refusal in the receivers' totals and on its source's row; diagnose it if it is a
+        mistake the doctor knows."""
+        self.ingest.bad_request("http", reason)
+        self.sources.refused(host, transport, reason)
+        if problem is not None:
+            self.doctor.report(host, problem, detail)
+
     async def _not_found(self, request: web.Request) -> web.Response:
-        self.ingest.bad_request("http", "404 unknown path")
+        # Only a POST is an exporter's (a browser or a health check GETs); every 404 is counted.
+        problem = Problem.WRONG_PATH if request.method == "POST" else None
+        self._refuse(request.remote or "", _transport(request), Problem.WRONG_PATH.value, problem, request.path)
         paths = ", ".join(self._signals)
         return _status_response(404, _GRPC_NOT_FOUND, f"no OTLP endpoint at {request.path}; use {paths}", PROTOBUF)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         signal = self._signals[request.path]
         content_type = _CONTENT_TYPES.get(request.content_type, PROTOBUF)
-        if not self.security.authorized(request.headers.get("Authorization")):
-            self.ingest.bad_request("http", "401 unauthenticated")
+        transport, remote = _transport(request), request.remote or ""
+        authorization = request.headers.get("Authorization")
+        if not self.security.authorized(authorization):
+            problem = Problem.MISSING_TOKEN if authorization is None else Problem.WRONG_TOKEN
+            self._refuse(remote, transport, "401 unauthenticated", problem)
             response = _status_response(401, _GRPC_UNAUTHENTICATED,
                                         "missing or wrong bearer token: send Authorization: Bearer <token>",
                                         content_type)
             response.headers["WWW-Authenticate"] = 'Bearer realm="ollama-tui"'
             return response
         if request.method != "POST":
-            self.ingest.bad_request("http", "405 method")
+            self._refuse(remote, transport, "405 method")
             response = _status_response(
                 405, _GRPC_UNIMPLEMENTED, f"{request.method} is not allowed; OTLP exports are POSTed", content_type
             )
             response.headers["Allow"] = "POST"
             return response
         if request.content_type not in _CONTENT_TYPES:
-            self.ingest.bad_request("http", "415 content type")
+            self._refuse(remote, transport, Problem.CONTENT_TYPE.value, Problem.CONTENT_TYPE,
+                         request.content_type)
             return _status_response(
                 415,
                 _GRPC_INVALID_ARGUMENT,
@@ -223,6 +255,7 @@ class OtlpHttpReceiver:
             )
         busy = self.ingest.admit("http", signal.name)
         if busy is not None:
+            self.sources.refused(remote, transport, BUSY)
             return _busy_response(busy, content_type)
         body_timeout = self.limits.body_timeout
         try:
@@ -233,29 +266,33 @@ class OtlpHttpReceiver:
         except asyncio.TimeoutError:
             # A body sent slowly (or stopped halfway) would hold the connection and this handler for as long
             # as the client likes. The exporter has given up on it long before (its own timeout is 10 s).
-            self.ingest.bad_request("http", f"408 body not complete within {body_timeout:g} s")
+            self._refuse(remote, transport, f"408 body not complete within {body_timeout:g} s")
             response = _status_response(408, _GRPC_DEADLINE_EXCEEDED,
                                         f"the request body did not arrive within {body_timeout:g} s", content_type)
             response.force_close()
             return response
         except _TooLarge as exc:
-            self.ingest.bad_request("http", "413 too large")
+            self._refuse(remote, transport, Problem.TOO_LARGE.value, Problem.TOO_LARGE,
+                         f"{self.max_body_bytes / (1 << 20):g} MiB")
             return _status_response(413, _GRPC_RESOURCE_EXHAUSTED, str(exc), content_type)
         except _Unsupported as exc:
-            self.ingest.bad_request("http", "415 content encoding")
+            self._refuse(remote, transport, Problem.CONTENT_ENCODING.value,
+                         Problem.CONTENT_ENCODING, request.headers.get("Content-Encoding", ""))
             return _status_response(415, _GRPC_INVALID_ARGUMENT, str(exc), content_type)
         except BadRequest as exc:
-            self.ingest.bad_request("http", "400 undecodable")
+            self._refuse(remote, transport, "400 undecodable")
             return _status_response(400, _GRPC_INVALID_ARGUMENT, str(exc), content_type)
         except ConnectionResetError:
             # The exporter went away mid-body (its timeout, a crash, or our shutdown). Counted, not
             # logged as a server error: aiohttp would print a traceback for it on stderr. Nobody
             # reads the answer; aiohttp drops it quietly on the closed connection.
-            self.ingest.bad_request("http", "connection closed mid-body")
+            self._refuse(remote, transport, "connection closed mid-body")
             return _status_response(400, _GRPC_INVALID_ARGUMENT, "the connection closed before the body ended",
                                     content_type)
 
+        stats, spans_before = self.ingest.stats, self.ingest.stats.spans_accepted
         result = signal.accept("http", message)
+        self.sources.record(remote, transport, signal.name, message, result, stats.spans_accepted - spans_before)
         if result.outcome is Outcome.OVERLOADED:
             return _busy_response(result.message, content_type)
         answer = signal.response_type()
@@ -273,12 +310,20 @@ class OtlpHttpReceiver:
             raise _TooLarge(f"body of {request.content_length} bytes is larger than the {limit}-byte limit")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.content.iter_chunked(1 << 16):
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge(f"body is larger than the {limit}-byte limit")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.content.iter_chunked(1 << 16):
+                size += len(chunk)
+                if size > limit:
+                    raise _TooLarge(f"body is larger than the {limit}-byte limit")
+                chunks.append(chunk)
+        except RuntimeError as exc:  # aiohttp's word for a connection that closed while we waited for more
+            raise ConnectionResetError(str(exc)) from None
         return b"".join(chunks)
+
+
+def _transport(request: web.Request) -> str:
+    """The Sources table's transport, from the request's content type (``http`` when it is not OTLP's)."""
+    return _TRANSPORTS.get(_CONTENT_TYPES.get(request.content_type, ""), "http")
 
 
 def _message_response(status: int, message: Message, content_type: str) -> web.Response:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tui.model.store import TraceStore
 from tui.receiver.connections import raise_open_files_limit
+from tui.receiver.doctor import Doctor
 from tui.receiver.forward import Forwarder
 from tui.receiver.grpc_server import OtlpGrpcReceiver
 from tui.receiver.http_server import OtlpHttpReceiver
@@ -16,6 +17,7 @@ from tui.receiver.ingest import Ingest, ReceiverStats, SpanQueue
 from tui.receiver.loop_lag import LoopLag
 from tui.receiver.recorder import RequestRecorder
 from tui.receiver.security import Security
+from tui.receiver.sources import SourceTable
 
 #: 32 MiB. gRPC's own default (4 MiB) rejects a 512-span batch of GenAI spans carrying long prompts;
 #: the OpenTelemetry Collector lets users raise it for the same reason. 32 MiB holds ~512 spans of
@@ -54,13 +56,19 @@ class OtlpReceivers:
         self.stats = ReceiverStats()
         self.loop_lag = LoopLag()
         self.ingest = Ingest(self.queue, self.stats, self.loop_lag)
+        #: Every exporter seen, and what became of its requests (the Sources screen).
+        self.sources = SourceTable()
+        #: Failed exports diagnosed, with their fixes (notifications, the empty state, ``--print`` stderr).
+        self.doctor = Doctor()
         self.grpc = (
-            OtlpGrpcReceiver(self.ingest, config.host, config.grpc_port, config.max_message_bytes, config.security)
+            OtlpGrpcReceiver(self.ingest, config.host, config.grpc_port, config.max_message_bytes, config.security,
+                             sources=self.sources, doctor=self.doctor)
             if config.grpc_port is not None
             else None
         )
         self.http = (
-            OtlpHttpReceiver(self.ingest, config.host, config.http_port, config.max_message_bytes, config.security)
+            OtlpHttpReceiver(self.ingest, config.host, config.http_port, config.max_message_bytes, config.security,
+                             sources=self.sources, doctor=self.doctor)
             if config.http_port is not None
             else None
         )
@@ -70,6 +78,7 @@ class OtlpReceivers:
         self.recorder = RequestRecorder(config.save) if config.save else None
         if self.recorder is not None:
             self.ingest.listeners.append(self.recorder.record)
+            self.ingest.room.append(self.recorder.has_room)
 
     async def start(self) -> None:
         """Start every enabled receiver; if one cannot bind, stop the others and re-raise."""
@@ -82,6 +91,7 @@ class OtlpReceivers:
         except BaseException:
             await self.stop()
             raise
+        self.doctor.listening(self.scheme, dict(self.addresses))
         self.loop_lag.start()
         for forwarder in self.forwarders:
             forwarder.start()
@@ -96,7 +106,6 @@ class OtlpReceivers:
             await forwarder.stop()
         if self.recorder is not None:
             self.recorder.close()  # after the receivers: everything accepted is written
-            self.recorder = None
 
     @property
     def scheme(self) -> str:

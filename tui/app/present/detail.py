@@ -21,7 +21,7 @@ from tui.model.genai import GenAIView, is_llm_span
 from tui.model.span import Attributes, Event, Span
 from tui.model.store import Trace
 from tui.model.text import bar_extent, format_duration, format_value, safe_text
-from tui.model.trace_list import ListRow, LogEvents, llm_spans, no_logs
+from tui.model.trace_list import ListRow, LogEvents, display_rows, llm_spans, no_logs
 
 #: Characters of one value shown inline; the full value opens with the full-screen key.
 INLINE_LIMIT = 4_000
@@ -31,6 +31,8 @@ TITLE_LIMIT = 500
 SAME_LINE_LIMIT = 60
 #: Attributes listed per section; the rest are counted (a span may carry 100 000).
 MAX_ATTRIBUTES = 2_000
+#: LLM spans a trace row's LLM tab lists; each of the others is shown on its own span row.
+MAX_LLM_SPANS = 50
 
 #: Every tone an item or a timeline bar may take; a widget maps each to a style from its theme.
 TONES = ("title", "heading", "note", "error", "system", "user", "assistant", "tool", "bar", "muted")
@@ -93,9 +95,13 @@ def llm_items(row: ListRow, logs: LogEvents = no_logs) -> list[Item]:
         view = GenAIView.from_span(row.span_row.span, logs(row.span_row.span))
         return _view_items(view) if view else []
     items: list[Item] = []
-    for span, view in llm_spans(row.trace, logs):
+    found = llm_spans(row.trace, logs, MAX_LLM_SPANS + 1)
+    for span, view in found[:MAX_LLM_SPANS]:
         items.append(Item(f"{span.name}  ({format_duration(span.duration_ns)})", heading=True))
         items.extend(_view_items(view))
+    if len(found) > MAX_LLM_SPANS:
+        items.append(Item(f"… more LLM spans than the first {MAX_LLM_SPANS}: expand the trace and select one",
+                          tone="note"))
     return items
 
 
@@ -258,18 +264,25 @@ def _event_item(span: Span, event: Event) -> Item:
 
 # --- Timeline tab ---------------------------------------------------------------------------------
 
-#: Spans drawn in the timeline; a deeper or wider trace says how many it left out.
-MAX_TIMELINE_ROWS = 2_000
+#: Spans drawn in the timeline, around the selected one; a bigger trace says how many it left out.
+MAX_TIMELINE_ROWS = 400
 
 
-def timeline_lines(trace: Trace, width: int, palette: Palette = plain_palette) -> list[tuple[str, Text]]:
-    """The trace as a waterfall: one line per span, a bar scaled to the trace's time range."""
-    rows = trace.rows()
-    left_out = max(0, len(rows) - MAX_TIMELINE_ROWS)
-    rows = rows[:MAX_TIMELINE_ROWS]
+def timeline_lines(trace: Trace, width: int, palette: Palette = plain_palette,
+                   around: str | None = None) -> list[tuple[str, Text]]:
+    """The trace as a waterfall: one line per span, a bar scaled to the trace's time range; of a big
+    trace the :data:`MAX_TIMELINE_ROWS` around span ``around`` (else the first), so that redrawing
+    it as the trace grows costs what is drawn. A huge trace is drawn as the list last built it."""
+    rows = display_rows(trace)
+    at = 0
+    if around is not None and len(rows) > MAX_TIMELINE_ROWS:
+        at = next((i for i, row in enumerate(rows) if row.span.span_id == around), 0)
+    first = max(0, min(at - MAX_TIMELINE_ROWS // 2, len(rows) - MAX_TIMELINE_ROWS))
+    left_out = max(0, len(rows) - first - MAX_TIMELINE_ROWS)
+    lines = [("", Text(f"… {first:,} spans above not drawn", style=palette("note")))] if first else []
+    rows = rows[first:first + MAX_TIMELINE_ROWS]
     label_width = max(12, min(40, width // 3))
     bar_width = max(10, width - label_width - 12)
-    lines = []
     for row in rows:
         span = row.span
         label = ("  " * min(row.depth, 10) + safe_text(span.name[:label_width]))[:label_width].ljust(label_width)

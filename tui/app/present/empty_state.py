@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 
-def empty_state_lines(addresses: list[tuple[str, str]], scheme: str = "http") -> list[str]:
-    """``scheme`` is "https" when the receivers serve TLS (then the exporter needs the certificate)."""
+#: Diagnoses shown above the recipes; the rest are on the Sources screen (``x``).
+SHOWN_PROBLEMS = 3
+
+
+def empty_state_lines(addresses: list[tuple[str, str]], scheme: str = "http",
+                      problems: Sequence[str] = ()) -> list[str]:
+    """``scheme`` is "https" when the receivers serve TLS (then the exporter needs the certificate);
+    ``problems`` are the connection doctor's diagnoses, newest first: the likeliest answer to "why is this
+    empty", so they come before the recipes."""
     found = dict(addresses)
     listening = " · ".join(f"{name} {address}" for name, address in addresses)
     lines = [f"No spans yet. ollama-tui is listening on {listening}.", ""]
+    if problems:
+        lines.append("Exporters are trying, but their exports fail:")
+        lines += [f"  ! {problem}" for problem in problems[:SHOWN_PROBLEMS]]
+        more = len(problems) - SHOWN_PROBLEMS
+        lines += ([f"  and {more:,} more: press x for the Sources screen"] if more > 0 else
+                  ["  (x shows every exporter and what it sent)"])
+        lines.append("")
     http, grpc = found.get("http"), found.get("grpc")
     lines.append("From an app instrumented with an OpenTelemetry SDK:")
     if http:

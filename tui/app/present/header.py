@@ -21,8 +21,11 @@ class Counts:
     traces: int = 0
     spans: int = 0
     spans_per_second: float = 0.0
+    #: Spans lost for good (invalid ids...); not those asked to be retried, which the exporter sends again.
     rejected: int = 0
     evicted: int = 0
+    #: Spans left out of traces that reached the per-trace cap (each such trace's row says how many).
+    capped: int = 0
     #: Spans received since the pause (0 when not paused).
     waiting: int = 0
     #: Traces the list shows (fewer than ``traces`` under a filter).
@@ -31,8 +34,12 @@ class Counts:
     scanned: float = 1.0
     #: Exports answered with back-pressure since start (their spans stay with the exporter, to retry).
     retries_asked: int = 0
+    #: Spans received again after they were taken (an exporter retrying), acknowledged and not stored twice.
+    duplicates: int = 0
     #: ``--forward``: (requests waiting, requests lost, an error to show or "") — None without it.
     forwarding: tuple[int, int, str] | None = None
+    #: ``--save``: why writing stopped and how many spans were not saved ("" while it works).
+    save_error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +110,13 @@ def _sections(listening: list[tuple[str, str]], counts: Counts, view: ViewState)
     sections.append((3, [(f"{counts.spans_per_second:,.0f} spans/s", "")]))
     losses: list[Part] = [(f"rejected {counts.rejected:,}", "error" if counts.rejected else ""), (" · ", ""),
                           (f"evicted {counts.evicted:,}", "warning" if counts.evicted else "")]
+    if counts.capped:
+        losses += [(" · ", ""), (f"over trace cap {counts.capped:,}", "warning")]
     if counts.retries_asked:
         losses += [(" · ", ""), (f"asked to retry {counts.retries_asked:,}", "warning")]
-    sections.append((5 if counts.rejected or counts.evicted or counts.retries_asked else 1, losses))
+    if counts.duplicates:
+        losses += [(" · ", ""), (f"duplicates ignored {counts.duplicates:,}", "note")]
+    sections.append((5 if counts.rejected or counts.evicted or counts.capped or counts.retries_asked else 1, losses))
     if counts.forwarding is not None:
         waiting, lost, error = counts.forwarding
         forward: list[Part] = [(f"→ forward: {waiting:,} waiting" + (f", {lost:,} lost" if lost else ""),
@@ -113,6 +124,8 @@ def _sections(listening: list[tuple[str, str]], counts: Counts, view: ViewState)
         if error:
             forward.append((f" ({error[:60]})", "error"))
         sections.append((6 if lost or error else 4, forward))
+    if counts.save_error:
+        sections.append((6, [(counts.save_error, "error")]))
     state: list[Part] = [("OPEN TO THE NETWORK", "overloaded"), ("  ", "")] if exposed(listening) else []
     if view.overloaded:
         state += [("OVERLOADED", "overloaded"), ("  ", "")]

@@ -152,7 +152,7 @@ class DetailPane(Vertical):
         if row is None:
             detail_list.show_items([Item("Nothing selected", tone="note")])
         elif tab == "timeline":
-            lines = present.timeline_lines(row.trace, max(40, self.size.width - 4), detail_list.palette)
+            lines = present.timeline_lines(row.trace, max(40, self.size.width - 4), detail_list.palette, row.span_id)
             items = [Item(text.plain.strip(), text.plain) for _, text in lines]
             highlight = next((i for i, (span_id, _) in enumerate(lines) if span_id == row.span_id), 0)
             detail_list.show_items(items, [text for _, text in lines], highlight=highlight)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 import time
 from collections.abc import Callable
+from itertools import islice
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -33,6 +34,9 @@ NARROW_LIST = 60
 #: A new filter may block this long to decide the rows on screen; the rest is scanned in slices.
 FIRST_SCREEN_BUDGET_S = 0.2
 SCAN_SLICE_S = 0.01
+#: A changed huge expanded trace is rebuilt this long every REBUILD_EVERY_S (its old rows shown meanwhile).
+REBUILD_SLICE_S = 0.008
+REBUILD_EVERY_S = 0.05
 Key = tuple[str, str | None]
 _BOLD = Style(bold=True)
 _PLAIN = Style()
@@ -114,8 +118,11 @@ class TraceList(ScrollView, can_focus=True):
         self.clock = clock
         self._styles: dict[tuple[str, str, bool], Style] = {}
         self._wrapped: tuple[tuple[tuple[str, ...], int] | None, list[str]] = (None, [])
-        #: Trace id → (its span count when checked, whether its spans come from several services).
-        self._multi_service: dict[str, tuple[int, bool]] = {}
+        #: Trace id → (spans looked at, the first span's service, whether another service was seen).
+        self._multi_service: dict[str, tuple[int, str, bool]] = {}
+
+    def on_mount(self) -> None:
+        self.set_interval(REBUILD_EVERY_S, self.continue_rebuild)
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -134,6 +141,13 @@ class TraceList(ScrollView, can_focus=True):
         self.index.set_filter(text, errors_only, scan=False)
         self.index.continue_scan(FIRST_SCREEN_BUDGET_S, until_rows=self.size.height + 1)
         self._after_index_change(None)
+
+    def continue_rebuild(self) -> None:
+        """One slice of rebuilding the changed huge expanded traces; the selection stays on its row."""
+        if self.index.rebuilding:
+            top_key = self._key_at(self.scroll_offset.y) if self.scroll_offset.y else None
+            if self.index.continue_rebuild(REBUILD_SLICE_S):
+                self._after_index_change(top_key, live=True)
 
     def continue_filter(self) -> None:
         """One slice of a filter still scanning older traces (called every tick until done)."""
@@ -362,12 +376,17 @@ class TraceList(ScrollView, can_focus=True):
         model_width = min(20, flexible // 3) if summary.model and flexible >= 40 else 0
         name_width = max(0, flexible - service_width - model_width - 2)
         name = shown(trace.name, width) if trace.has_root else f"{shown(trace.name, width)} (no root yet)"
+        note = f"+{trace.dropped_spans:,} spans over the cap " if trace.dropped_spans else ""
+        updating = "updating… " if self.index.is_rebuilding(trace.trace_id) else ""
+        name_width = max(0, name_width - cell_len(note) - len(updating))
         service = set_cell_size(shown(trace.service_name, service_width), service_width) + " " if service_width else ""
         segments = [
             Segment("▾ " if expanded else "▸ ", dim),
             Segment("✖ " if trace.has_error else "  ", self._style("error")),
             Segment(service, self._style("service")),
             Segment(set_cell_size(name, name_width) + " ", _BOLD if trace.has_root else self._style("warning")),
+            Segment(note, self._style("warning")),
+            Segment(updating, dim),
         ]
         if model_width:
             model = set_cell_size(shown(summary.model, model_width), model_width)
@@ -404,10 +423,14 @@ class TraceList(ScrollView, can_focus=True):
         ]
 
     def _several_services(self, trace: Trace) -> bool:
-        """Whether the trace's spans come from more than one service (then each span row names its own);
-        re-checked only when the trace has gained spans."""
-        known = self._multi_service.get(trace.trace_id)
-        if known is None or known[0] != trace.span_count:
-            services = {span.resource.service_name for span in trace.spans.values()}
-            known = self._multi_service[trace.trace_id] = (trace.span_count, len(services) > 1)
-        return known[1]
+        """Whether the trace's spans come from more than one service (then each span row names its own).
+        A trace only gains spans, so only those added since the last look are looked at."""
+        checked, first, several = self._multi_service.get(trace.trace_id, (0, "", False))
+        if not several and checked < trace.span_count:
+            for span in islice(trace.spans.values(), checked, None):
+                first = first or span.resource.service_name
+                if span.resource.service_name != first:
+                    several = True
+                    break
+            self._multi_service[trace.trace_id] = (trace.span_count, first, several)
+        return several

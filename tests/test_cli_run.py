@@ -1,0 +1,71 @@
+"""``ollama-tui --print -- COMMAND`` and ``--run`` as a CI step: the real command runs a real SDK program with
+only the environment it is given, prints the program's output and its traces, and exits with its status."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from subprocess import CompletedProcess
+
+from support.processes import COMMAND, run
+
+APP = str(Path(__file__).parent / "programs" / "traced_app.py")
+PORTS = ["--grpc-port", "0", "--http-port", "0"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """No OpenTelemetry setting of the test run's own: the program gets only what ollama-tui gives it."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | extra
+
+
+def ollama_tui(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> CompletedProcess[str]:
+    return run([*COMMAND, *args], env=clean_env() if env is None else env, timeout=timeout, capture_output=True,
+               text=True)
+
+
+def test_print_runs_the_program_shows_its_output_and_traces_and_exits_with_its_status() -> None:
+    # A wrong endpoint the user left set: ollama-tui overrides it, so the spans still arrive here.
+    env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://collector.invalid:4318")
+    result = ollama_tui("--print", *PORTS, "--", sys.executable, APP, "--spans", "3", "--exit", "3", env=env)
+    assert result.returncode == 3, result.stderr
+    out = result.stdout.splitlines()
+    assert out[0].startswith("started pid ") and out[0].endswith("tty True")  # through a pseudo-terminal
+    assert "out 1" in out and "err 2" in out and "bye" in out  # stdout and stderr both, in order
+    assert out.index("out 1") < out.index("bye")
+    tree = "\n".join(out[out.index("bye") + 1:])  # the trace comes once the program's SDK has flushed it
+    assert "traced_app" in tree and "job" in tree and "step 1" in tree and "step 2" in tree
+    assert f"{sys.executable} {APP} --spans 3 --exit 3 exited 3" in result.stderr
+    assert "3 spans accepted" in result.stderr
+    assert "\x1b" not in result.stdout  # a pipe gets no colour
+
+
+def test_print_json_keeps_stdout_for_spans_and_sends_the_output_to_stderr() -> None:
+    result = ollama_tui("--print", "--json", *PORTS, "--", sys.executable, APP, "--spans", "2")
+    assert result.returncode == 0, result.stderr
+    spans = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(span["name"] for span in spans) == ["job", "step 1"]
+    assert "out 1" in result.stderr.splitlines() and "bye" in result.stderr.splitlines()
+
+
+def test_several_programs_are_named_and_the_first_failure_is_the_status() -> None:
+    result = ollama_tui("--print", *PORTS, "--run", f"{sys.executable} {APP} --spans 1",
+                        "--run", f"{sys.executable} {APP} --spans 1 --exit 5")
+    assert result.returncode == 5, result.stderr
+    assert result.stdout.count("[python") >= 4  # each line says which program printed it
+    assert "2 spans accepted" in result.stderr
+
+
+def test_a_command_that_cannot_start_is_one_line_naming_it() -> None:
+    result = ollama_tui("--print", *PORTS, "--", "pytset", "-x")
+    assert result.returncode == 127  # what a shell says of a command not found
+    assert result.stderr.splitlines() == ["ollama-tui: cannot start 'pytset': command not found"]
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_run_commands_are_usage_errors() -> None:
+    for args, message in ((["--"], "-- takes the command to run after it"),
+                          (["--run", "python 'unclosed"], "--run: cannot start")):
+        result = ollama_tui("--print", *PORTS, *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
