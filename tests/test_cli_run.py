@@ -10,6 +10,8 @@ from pathlib import Path
 from subprocess import CompletedProcess
 
 from support.processes import COMMAND, run
+from tui.app.run import _chat_host
+from tui.programs import Program, ProgramSet
 
 APP = str(Path(__file__).parent / "programs" / "traced_app.py")
 PORTS = ["--grpc-port", "0", "--http-port", "0"]
@@ -69,3 +71,13 @@ def test_bad_run_commands_are_usage_errors() -> None:
                           (["--run", "python 'unclosed"], "--run: cannot start")):
         result = ollama_tui("--print", *PORTS, *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_an_ollama_serve_run_under_us_is_the_chat_panes_ollama_unless_one_was_named() -> None:
+    programs = ProgramSet([Program(["python", "app.py"]),
+                           Program(["/usr/local/bin/ollama", "serve"], env={"OLLAMA_HOST": "0.0.0.0:5555"})])
+    assert _chat_host("http://127.0.0.1:11434", programs, follow=True) == "http://127.0.0.1:5555"
+    assert _chat_host("http://gpu-box:11434", programs, follow=False) == "http://gpu-box:11434"  # --ollama-host
+    assert _chat_host(None, programs, follow=True) is None  # --no-chat
+    assert _chat_host("http://127.0.0.1:11434", ProgramSet([Program(["python", "app.py"])]), follow=True) == \
+        "http://127.0.0.1:11434"

@@ -294,7 +294,8 @@ def _prepare(argv: Sequence[str] | None) -> int | Callable[[], int]:
         parser.error(f"--ollama-host: {exc}")
     model = args.model or os.environ.get("OLLAMA_MODEL") or None
     return lambda: run_app(config, max_spans=args.max_spans, ollama_host=ollama_host, model=model, load=sources,
-                           confirm_quit=not args.no_confirm, commands=commands)
+                           confirm_quit=not args.no_confirm, commands=commands,
+                           chat_follows_ollama_serve=args.ollama_host is None)
 
 
 def _terminal_missing() -> str | None:

@@ -14,11 +14,12 @@ from tui.receiver import OtlpReceivers, ReceiverConfig
 
 def run_app(config: ReceiverConfig, *, max_spans: int, ollama_host: str | None, model: str | None,
             load: list[tuple[str, bytes]] | None = None, confirm_quit: bool = True,
-            commands: list[list[str]] | None = None) -> int:
+            commands: list[list[str]] | None = None, chat_follows_ollama_serve: bool = False) -> int:
     """``ollama_host`` None turns the chat pane off; ``load`` is the ``--load`` files' (name, bytes);
     ``confirm_quit`` False lets ``q`` quit without asking (``--no-confirm``); ``commands`` are run with their
     exporters pointed at the receivers, started before the UI (so one that cannot start is one clean line)
-    and stopped before the receivers (so the spans they flush on the way out arrive).
+    and stopped before the receivers (so the spans they flush on the way out arrive). With
+    ``chat_follows_ollama_serve`` (no ``--ollama-host``), an ``ollama serve`` among them is the chat pane's Ollama.
 
     SIGTERM, SIGHUP (the terminal closed) and SIGINT end the app as ``q`` does, so Textual gives the
     terminal back as it found it; then, whatever signal comes, the receivers stop and ``--save`` writes
@@ -35,7 +36,8 @@ def run_app(config: ReceiverConfig, *, max_spans: int, ollama_host: str | None, 
         try:
             if programs is not None:
                 await programs.start_all()
-            app = OllamaTuiApp(receivers, TraceStore(max_spans), chat_host=ollama_host, model=model,
+            app = OllamaTuiApp(receivers, TraceStore(max_spans), model=model,
+                               chat_host=_chat_host(ollama_host, programs, chat_follows_ollama_serve),
                                load=load, confirm_quit=confirm_quit, programs=programs)
             for sig in signals:
                 loop.add_signal_handler(sig, app.exit)
@@ -54,3 +56,10 @@ def run_app(config: ReceiverConfig, *, max_spans: int, ollama_host: str | None, 
                 signal.signal(sig, signal.SIG_IGN)
 
     return asyncio.run(main())
+
+
+def _chat_host(ollama_host: str | None, programs: ProgramSet | None, follow: bool) -> str | None:
+    """Where the chat pane talks: the ``ollama serve`` run under us when ``follow``, else ``ollama_host``
+    (None: no chat pane)."""
+    serve = programs.ollama_serve() if programs is not None and follow else None
+    return serve[1] if serve is not None and ollama_host is not None else ollama_host
