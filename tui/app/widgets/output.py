@@ -109,11 +109,14 @@ class OutputPane(Vertical):
     DEFAULT_CSS = """
     OutputPane TabbedContent, OutputPane TabPane { height: 1fr; }
     OutputPane TabPane { padding: 0; }
+    OutputPane.-single Tabs { display: none; }
     """
 
     def __init__(self, programs: list[Program], *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.programs = programs
+        # One program needs no tabs: its status line names it, and the log keeps the two lines.
+        self.set_class(len(programs) == 1, "-single")
 
     def compose(self) -> ComposeResult:
         with TabbedContent():
