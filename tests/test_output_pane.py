@@ -9,7 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from textual.widgets import RichLog
+from textual.widgets import RichLog, TabbedContent
 
 from support.app import SIZE, screen_text, trace_list_lines, wait_until
 from support.receivers import Running
@@ -26,9 +26,10 @@ def user_env() -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def programs_running(running: Running, *args: str) -> AsyncIterator[ProgramSet]:
-    programs = ProgramSet.for_receivers([[sys.executable, APP, *args]], running.receivers.addresses,
-                                        base_env=user_env())
+async def programs_running(running: Running, *args: str, also: list[str] | None = None) -> AsyncIterator[ProgramSet]:
+    """The traced app run with ``args`` (and a second one with ``also``), stopped however the test ends."""
+    commands = [[sys.executable, APP, *args]] + ([[sys.executable, APP, *also]] if also is not None else [])
+    programs = ProgramSet.for_receivers(commands, running.receivers.addresses, base_env=user_env())
     await programs.start_all()
     try:
         yield programs
@@ -54,7 +55,7 @@ async def test_the_programs_output_and_its_traces_side_by_side_then_restart(app_
             header = screen_text(app)
             assert f"traced_app.py --escapes --until-term flush · pid {program.status.pid} · running" in header
             assert f"{Path(sys.executable).name} " in header  # the interpreter's name, not its whole path
-            assert "traced_app ● running" in header  # the tab
+            assert "traced_app ● running" not in header  # one program: no tab row, the status line names it
             # Its spans arrive within the short batch delay the environment set.
             await wait_until(pilot, lambda: any("job" in line for line in trace_list_lines(app)), timeout=30)
             assert "traced_app" in trace_list_lines(app)[0]
@@ -74,7 +75,7 @@ async def test_o_hides_the_pane_and_z_gives_it_the_screen(app_receivers: Running
         async with app.run_test(size=(80, 24)) as pilot:
             pane = app.traces.query_one(OutputPane)
             await wait_until(pilot, lambda: "exited 3" in screen_text(app), timeout=30)
-            assert "traced_app ○ exited 3" in screen_text(app)
+            assert "traced_app.py --exit 3 · pid " in screen_text(app)
             await pilot.press("O")
             assert not pane.display
             await pilot.press("O")
@@ -97,3 +98,20 @@ async def test_without_programs_o_and_r_say_how_to_run_one(app_receivers: Runnin
         await pilot.press("O")
         await pilot.pause()
         assert any("ollama-tui -- COMMAND" in text for text in notification_texts(app))
+
+
+async def test_several_programs_get_a_tab_each_and_r_restarts_the_one_shown(app_receivers: Running) -> None:
+    async with programs_running(app_receivers, "--until-term", "flush", also=["--exit", "3"]) as programs:
+        app = OllamaTuiApp(app_receivers.receivers, app_receivers.store, programs=programs)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: "traced_app ○ exited 3" in screen_text(app), timeout=30)
+            assert "traced_app ● running" in screen_text(app)  # the first tab, its state in its label
+            pane = app.traces.query_one(OutputPane)
+            first, second = programs.programs
+            assert pane.shown is first
+            pane.query_one(TabbedContent).active = "program-1"
+            await pilot.pause()
+            assert pane.shown is second
+            await pilot.press("R")  # the exited one starts again; the running one is left alone
+            await wait_until(pilot, lambda: second.status.run == 2, timeout=30)
+            assert first.status.run == 1 and first.status.alive
