@@ -3,13 +3,19 @@ only the environment it is given, prints the program's output and its traces, an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import signal
+import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from subprocess import CompletedProcess
 
-from support.processes import COMMAND, run
+from support.processes import COMMAND, run, started
 from tui.app.run import _chat_host
 from tui.programs import Program, ProgramSet
 
@@ -81,3 +87,36 @@ def test_an_ollama_serve_run_under_us_is_the_chat_panes_ollama_unless_one_was_na
     assert _chat_host(None, programs, follow=True) is None  # --no-chat
     assert _chat_host("http://127.0.0.1:11434", ProgramSet([Program(["python", "app.py"])]), follow=True) == \
         "http://127.0.0.1:11434"
+
+
+def test_sigterm_stops_the_program_first_so_the_spans_it_flushes_on_the_way_out_are_printed() -> None:
+    # A ten-minute batch delay (the user's own setting wins over ollama-tui's short one): the spans can only
+    # arrive through the SDK's shutdown, which the program runs on SIGTERM.
+    env = clean_env(OTEL_BSP_SCHEDULE_DELAY="600000")
+    with started([*COMMAND, "--print", *PORTS, "--", sys.executable, APP, "--spans", "3", "--until-term", "flush"],
+                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip() == "waiting for SIGTERM":
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "flushed" in out and "job" in out and "step 2" in out  # the trees came after the flush
+    assert "3 spans accepted" in err
+
+
+def test_print_names_a_misconfigured_exporter_and_the_fix_on_stderr() -> None:
+    with started([*COMMAND, "--print", *PORTS], env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 text=True) as proc:
+        assert proc.stderr is not None
+        port = int(re.search(r"http 127\.0\.0\.1:(\d+)", proc.stderr.readline()).group(1))  # type: ignore[union-attr]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=b"x",
+                                         headers={"Content-Type": "application/x-protobuf"})
+        with contextlib.suppress(urllib.error.HTTPError):
+            urllib.request.urlopen(request, timeout=10)
+        line = proc.stderr.readline()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert line.startswith("ollama-tui: 127.0.0.1 sent an export to /, which is not an OTLP path: "
+                           "the URL lacks /v1/traces: OTEL_EXPORTER_OTLP_ENDPOINT takes the base URL"), line
