@@ -34,7 +34,8 @@ def empty_state_lines(addresses: list[tuple[str, str]], scheme: str = "http",
             lines.append(prefix)
         lines += [f"  export OTEL_EXPORTER_OTLP_ENDPOINT={scheme}://{grpc}",
                   "  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc"]
-    lines.append("")
+    lines += ["", "Or run it under ollama-tui, which sets all that and shows its output:",
+              "  ollama-tui -- python app.py", ""]
     if scheme == "https":
         lines += ["  export OTEL_EXPORTER_OTLP_CERTIFICATE=/path/to/the/--tls-cert/file.pem", ""]
         lines.append("From an Ollama build with tracing:")
