@@ -30,8 +30,10 @@ from textual.pilot import Pilot
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' request builders: one home for each
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
+from support.otlp_bodies import many_models  # noqa: E402
 from tui.app.app import OllamaTuiApp  # noqa: E402
 from tui.app.widgets.trace_list import TraceList  # noqa: E402
 from tui.gc_policy import tune_gc  # noqa: E402
@@ -40,7 +42,6 @@ from tui.model.store import TraceStore  # noqa: E402
 from tui.receiver import OtlpReceivers, ReceiverConfig  # noqa: E402
 from tui.receiver.decode import (  # noqa: E402
     ExportLogsServiceRequest,
-    ExportMetricsServiceRequest,
     ExportTraceServiceRequest,
     logs_from_request,
     parse_protobuf,
@@ -246,17 +247,6 @@ print(json.dumps({{"per_span": (after - before) / {n}, "text_per_span": text / c
                "≤ 2 000 B", beyond <= 2000, {"beyond_text_bytes": beyond, **data})
 
 
-def _many_models(models: int) -> ExportMetricsServiceRequest:
-    """One export of ``gen_ai.client.operation.duration`` with a data point for each of ``models`` models."""
-    request = ExportMetricsServiceRequest()
-    metric = request.resource_metrics.add().scope_metrics.add().metrics.add()
-    metric.name = "gen_ai.client.operation.duration"
-    for i in range(models):
-        point = metric.histogram.data_points.add(count=1, sum=0.5)
-        point.attributes.add(key="gen_ai.request.model").value.string_value = f"model-{i:05d}"
-    return request
-
-
 def _many_logs(records: int, body_bytes: int) -> ExportLogsServiceRequest:
     request = ExportLogsServiceRequest()
     logs = request.resource_logs.add().scope_logs.add().log_records
@@ -291,7 +281,7 @@ async def telemetry_screen(models: int, records: int) -> Row:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         empty_open, empty_close = await _open_and_close(pilot, app)
-        summarize_metrics(_many_models(models), ingest.metrics_summary)
+        summarize_metrics(many_models(models), ingest.metrics_summary)
         for _ in range(records // 1000):
             ingest.log_store.add(logs_from_request(_many_logs(1000, 1024)))
         full_open, full_close = await _open_and_close(pilot, app)

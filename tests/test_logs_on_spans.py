@@ -9,7 +9,6 @@ import aiohttp
 from opentelemetry._logs import LogRecord
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -17,6 +16,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from textual.widgets import DataTable
 
 from support.app import SIZE, detail_texts, make_app, screen_text, wait_until
+from support.otlp_bodies import many_models
 from support.receivers import Running, send
 from support.sdk_spans import record
 from tui.app.screens.telemetry import SHOWN_MODELS, TelemetryScreen
@@ -78,21 +78,12 @@ async def test_logs_on_their_span_feed_the_events_and_llm_tabs(app_receivers: Ru
         assert "http.requests (1)" in text
 
 
-def many_models(models: int) -> bytes:
-    """One metrics export naming ``models`` models, as a client of many fine-tuned models would send over time."""
-    request = ExportMetricsServiceRequest()
-    metric = request.resource_metrics.add().scope_metrics.add().metrics.add()
-    metric.name = "gen_ai.client.operation.duration"
-    for i in range(models):
-        point = metric.histogram.data_points.add(count=1, sum=0.5)
-        point.attributes.add(key="gen_ai.request.model").value.string_value = f"model-{i:05d}"
-    return request.SerializeToString()
-
 
 async def test_the_L_screen_opens_over_twenty_thousand_models_with_the_rows_bounded(app_receivers: Running) -> None:
     app = make_app(app_receivers)
     async with app.run_test(size=SIZE) as pilot, aiohttp.ClientSession() as session:
-        async with session.post(f"{app_receivers.http_url}/v1/metrics", data=many_models(20_000),
+        body = many_models(20_000).SerializeToString()
+        async with session.post(f"{app_receivers.http_url}/v1/metrics", data=body,
                                 headers={"Content-Type": "application/x-protobuf"}) as response:
             assert response.status == 200
         await asyncio.to_thread(emit_logs, app_receivers.grpc_endpoint, 1, 1)

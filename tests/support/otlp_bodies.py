@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
@@ -122,3 +123,15 @@ def span_fields(span: object) -> tuple:
     from tui.model.span import SPAN_FIELDS
 
     return tuple(getattr(span, name) for name in SPAN_FIELDS)
+
+
+def many_models(models: int) -> ExportMetricsServiceRequest:
+    """One export of ``gen_ai.client.operation.duration`` with a data point for each of ``models`` models, as a
+    client of many fine-tuned models would send over time."""
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add()
+    metric.name = "gen_ai.client.operation.duration"
+    for i in range(models):
+        point = metric.histogram.data_points.add(count=1, sum=0.5)
+        point.attributes.add(key="gen_ai.request.model").value.string_value = f"model-{i:05d}"
+    return request
