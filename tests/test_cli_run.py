@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -120,3 +121,30 @@ def test_print_names_a_misconfigured_exporter_and_the_fix_on_stderr() -> None:
         proc.communicate(timeout=30)
     assert line.startswith("ollama-tui: 127.0.0.1 sent an export to /, which is not an OTLP path: "
                            "the URL lacks /v1/traces: OTEL_EXPORTER_OTLP_ENDPOINT takes the base URL"), line
+
+
+def test_the_command_after_dashes_ends_the_run_and_its_status_is_ours_while_run_servers_are_stopped() -> None:
+    """``--run 'ollama serve' -- pytest``: the server beside the command would never end by itself."""
+    server = f"{sys.executable} {APP} --spans 1 --until-term flush"
+    result = ollama_tui("--print", *PORTS, "--run", server, "--", sys.executable, APP, "--spans", "2", "--exit", "4")
+    assert result.returncode == 4, result.stderr
+    assert "flushed" in result.stdout  # the server got its SIGTERM and flushed its span on the way out
+    assert "3 spans accepted" in result.stderr
+
+
+def test_run_mode_with_load_still_listens_for_the_program() -> None:
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as empty:
+        result = ollama_tui("--print", "--load", empty.name, "--", sys.executable, APP, "--spans", "2")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "2 spans accepted" in result.stderr
+
+
+def test_a_closed_stdout_ends_the_run_quietly() -> None:
+    """``ollama-tui --print -- cmd | head -1``: no traceback per line once the pipe is gone."""
+    command = [*COMMAND, "--print", *PORTS, "--", sys.executable, APP, "--spans", "2", "--until-term", "flush"]
+    with started(command, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        proc.stdout.close()  # as head does after its line
+        _, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err and "Exception" not in err, err

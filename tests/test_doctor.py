@@ -212,3 +212,12 @@ def test_diagnoses_are_bounded_and_keep_the_recent() -> None:
     long_path = "/" + "x" * 1000
     doctor.report("10.0.0.1", Problem.WRONG_PATH, long_path)
     assert len(doctor.problems()[0].message) < 200
+
+
+def test_a_path_or_peer_from_the_network_is_made_safe_once_for_every_reader() -> None:
+    """aiohttp hands the path over percent-decoded: ``POST /%1b%5d0;pwned%07`` would set a terminal's title."""
+    doctor = Doctor()
+    doctor.report("10.0.0.9\x1b[2J", Problem.WRONG_PATH, "/\x1b]0;pwned\x07")
+    (found,) = doctor.take_new()
+    assert "\x1b" not in found.text and "\x07" not in found.text
+    assert found.source == "10.0.0.9\\e[2J" and found.detail == "/\\e]0;pwned\\x07"

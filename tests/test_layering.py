@@ -9,7 +9,8 @@ HEADLESS = ["tui.model", "tui.model.live", "tui.model.conventions", "tui.receive
             "tui.chat.session", "tui.chat.tracing", "tui.console.run", "tui.console.printer", "tui.cli",
             "tui.programs"]
 #: The UI's text builders: Rich only, so they are unit-tested without an app.
-PRESENT = ["tui.app.present.detail", "tui.app.present.header", "tui.app.present.empty_state"]
+PRESENT = ["tui.app.present.detail", "tui.app.present.header", "tui.app.present.empty_state",
+           "tui.app.present.sources"]
 
 
 def imported(modules: list[str], packages: list[str]) -> list[str]:

@@ -46,7 +46,7 @@ async def test_sources_screen_lists_each_exporter_and_enter_filters_the_list_to_
         assert isinstance(app.screen, SourcesScreen)
         await pilot.pause()
         table = app.screen.query_one(DataTable)
-        rows = [table.get_row_at(i) for i in range(table.row_count)]
+        rows = [[cell.plain for cell in table.get_row_at(i)] for i in range(table.row_count)]
         by_service = {row[2]: row for row in rows}
         assert set(by_service) == {"checkout", "billing"}
         assert by_service["checkout"][:2] == ["127.0.0.1", "http-protobuf"]
@@ -60,3 +60,16 @@ async def test_sources_screen_lists_each_exporter_and_enter_filters_the_list_to_
         await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 1)
         assert app.traces.filter_text == "service.name=billing"
         assert "billing" in trace_list_lines(app)[0]
+
+
+async def test_names_from_the_network_are_shown_as_sent_never_read_as_markup(app_receivers: Running) -> None:
+    hostile = "svc[/x] [link=http://evil]\x1b]0;pwned\x07"
+    app = make_app(app_receivers)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(app_receivers, record(nested_trace, hostile))
+        await wait_until(pilot, lambda: app.traces.trace_list.index.trace_count == 1)
+        await pilot.press("x")
+        await pilot.pause()
+        table = app.screen.query_one(DataTable)
+        assert table.get_row_at(0)[2].plain == "svc[/x] [link=http://evil]\\e]0;pwned\\x07"
+        assert "svc[/x] [link=http://evil]" in screen_text(app)

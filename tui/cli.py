@@ -252,7 +252,7 @@ def _prepare(argv: Sequence[str] | None) -> int | Callable[[], int]:
         return EXIT_USAGE
     # --print --load is a conversion, like cat: it ends with its input and needs no port (so it also works
     # beside a running ollama-tui), unless receivers were asked for by name.
-    listen = _listen_defaults(args) or not (args.print_mode and args.load)
+    listen = _listen_defaults(args) or not (args.print_mode and args.load) or bool(commands)
     # gRPC's C core logs bind failures to stderr itself; we report them in one line instead.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     tune_gc()
@@ -282,7 +282,8 @@ def _prepare(argv: Sequence[str] | None) -> int | Callable[[], int]:
         from tui.console.run import run_print
 
         return lambda: asyncio.run(run_print(config, max_spans=args.max_spans, as_json=args.json, load=sources,
-                                             listen=listen, strict=args.strict, commands=commands))
+                                             listen=listen, strict=args.strict, commands=commands,
+                                             follow_last=bool(command)))
     if args.strict:
         parser.error("--strict works with --print --load; the app shows a damaged file's skipped lines as a warning")
     from tui.app.run import run_app

@@ -548,7 +548,7 @@ class TracesScreen(Screen[None]):
         """The Sources screen's Enter: the list filtered to that service's traces."""
         if service:
             bar = self.query_one(FilterBar)
-            bar.value = f"service.name={service}" if " " not in service else service
+            bar.value = f"service.name={service}"
             bar.open()
             self.set_focus(self.trace_list)
 

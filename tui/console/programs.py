@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from tui.programs import OutputLine, Program, ProgramSet, State, Status
@@ -25,34 +26,49 @@ QUIET_SECONDS = 0.5
 LAST_SPANS_SECONDS = 5.0
 
 
-def print_output(out: TextIO, *, several: bool) -> Listener:
+def print_output(out: TextIO, *, several: bool, closed: Callable[[], None]) -> Listener:
     """A program listener writing each output line to ``out`` (coloured on a terminal, plain in a file; named
-    when several programs run) and how each run ended, on stderr beside the other ``ollama-tui:`` lines."""
+    when several programs run) and how each run ended, on stderr beside the other ``ollama-tui:`` lines.
+    Once ``out`` is closed under us (``| head``), it writes no more and calls ``closed``."""
     colour = out.isatty()
+    gone = False
 
     def listener(program: Program, event: OutputLine | Status) -> None:
+        nonlocal gone
         if isinstance(event, OutputLine):
+            if gone:
+                return
             prefix = f"[{program.name}] " if several else ""
-            out.write(f"{prefix}{event.ansi() if colour else event.text}\n")
-            out.flush()
+            try:
+                out.write(f"{prefix}{event.ansi() if colour else event.text}\n")
+                out.flush()
+            except BrokenPipeError:
+                gone = True
+                closed()
         elif event.state in (State.EXITED, State.KILLED):  # one that cannot start is the command's error
             print(f"ollama-tui: {' '.join(program.argv)} {event.describe()}", file=sys.stderr, flush=True)
 
     return listener
 
 
+def print_problems(doctor: Doctor, out: TextIO) -> None:
+    """Each (exporter, problem) diagnosed since the last call, once, with its fix."""
+    for diagnosis in doctor.take_new():
+        print(f"ollama-tui: {diagnosis.text}", file=out, flush=True)
+
+
 async def tell_problems(doctor: Doctor, out: TextIO) -> None:
-    """Each new (exporter, problem) the doctor diagnoses, once, with its fix, until cancelled."""
+    """:func:`print_problems` as they come, until cancelled."""
     while True:
-        for diagnosis in doctor.take_new():
-            print(f"ollama-tui: {diagnosis.text}", file=out, flush=True)
+        print_problems(doctor, out)
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def until_programs_end(programs: ProgramSet, stats: ReceiverStats, stop: asyncio.Event) -> None:
-    """Return once every program has ended and the receivers have been quiet for a moment (or at once when
-    ``stop`` is set: Ctrl+C, SIGTERM)."""
-    ended = asyncio.ensure_future(programs.wait_all())
+async def until_programs_end(programs: ProgramSet, stats: ReceiverStats, stop: asyncio.Event,
+                             main: Program | None = None) -> None:
+    """Return once every program (or ``main``, when given) has ended and the receivers have been quiet for a
+    moment, or at once when ``stop`` is set (Ctrl+C, SIGTERM)."""
+    ended = asyncio.ensure_future(main.wait() if main is not None else programs.wait_all())
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait([ended, stopping], return_when=asyncio.FIRST_COMPLETED)

@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 from tui.console.printer import JsonLinesPrinter, TreePrinter
-from tui.console.programs import print_output, tell_problems, until_programs_end
+from tui.console.programs import print_output, print_problems, tell_problems, until_programs_end
 from tui.gc_policy import FullCollector
 from tui.model.store import TraceStore
 from tui.programs import ProgramSet, ProgramStartError
@@ -27,26 +28,29 @@ POLL_SECONDS = 0.1
 
 async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool,
                     load: list[tuple[str, bytes]] | None = None, listen: bool = True, strict: bool = False,
-                    commands: list[list[str]] | None = None) -> int:
+                    commands: list[list[str]] | None = None, follow_last: bool = False) -> int:
     """``load`` is the ``--load`` files' (name, bytes). With ``listen`` False the program ends once they are
     printed (``config`` then names no port: nothing listens). ``strict``: a damaged part of a file is an
     error (status 2) rather than skipped with a warning. ``commands`` are run with their exporters pointed
-    here (``-- COMMAND``, ``--run``); the exit status is then theirs."""
+    here (each ``--run``, then ``-- COMMAND``); the exit status is then theirs. With ``follow_last`` the last
+    one is the ``-- COMMAND``: the run ends when it does (the ``--run`` servers beside it are then stopped)
+    and its status is ours, as ``--run 'ollama serve' -- pytest`` needs."""
     receivers = OtlpReceivers(config)
     recorder = receivers.recorder
     if recorder is not None:  # said once, when it happens (from the writer thread), and again at exit
         recorder.on_error = lambda message: print(f"ollama-tui: {message}", file=sys.stderr, flush=True)
     await receivers.start()
-    programs = await _started(commands, receivers, config, sys.stderr if as_json else sys.stdout)
-    if listen:
-        listening = " · ".join(f"{name} {address}" for name, address in receivers.addresses)
-        tls = " over TLS" if config.security.tls else ""
-        print(f"ollama-tui: receiving OTLP{tls} on {listening} (Ctrl+C to stop)", file=sys.stderr, flush=True)
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in stop_signals():  # left in place while stopping: a second one cannot cut the drain short
         loop.add_signal_handler(sig, stop.set)
+    # A closed stdout (``| head``) ends the run as Ctrl+C would.
+    programs = await _started(commands, receivers, config, sys.stderr if as_json else sys.stdout, stop.set)
+    main = programs.programs[-1] if programs is not None and follow_last else None
+    if listen:
+        listening = " · ".join(f"{name} {address}" for name, address in receivers.addresses)
+        tls = " over TLS" if config.security.tls else ""
+        print(f"ollama-tui: receiving OTLP{tls} on {listening} (Ctrl+C to stop)", file=sys.stderr, flush=True)
 
     store = TraceStore(max_spans)
     doctor = asyncio.create_task(tell_problems(receivers.doctor, sys.stderr))
@@ -73,7 +77,7 @@ async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool,
             _report(result)
         loaded.set()
         if programs is not None:
-            await until_programs_end(programs, receivers.stats, stop)
+            await until_programs_end(programs, receivers.stats, stop, main)
         elif listen:
             await stop.wait()
     finally:
@@ -81,6 +85,7 @@ async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool,
             await programs.stop_all()  # before the receivers: what they flush on the way out still arrives
         doctor.cancel()
         await receivers.stop()
+        print_problems(receivers.doctor, sys.stderr)  # those the last requests brought
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
@@ -89,18 +94,21 @@ async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool,
         beside += receivers.ingest.log_store.losses() + receivers.ingest.metrics_summary.losses()
         print(f"ollama-tui: {'; '.join([summary(receivers.stats, store, receivers.forwarders), *beside])}",
               file=sys.stderr, flush=True)
+    if main is not None:
+        return main.status.returncode or 0
     return programs.returncode if programs is not None else 0
 
 
 async def _started(commands: list[list[str]] | None, receivers: OtlpReceivers, config: ReceiverConfig,
-                   out: TextIO) -> ProgramSet | None:
-    """The programs started, their output followed on ``out`` (stderr beside ``--json``, which owns stdout);
-    one that cannot start stops the receivers and raises its one-line error."""
+                   out: TextIO, closed: Callable[[], None]) -> ProgramSet | None:
+    """The programs started, their output followed on ``out`` (stderr beside ``--json``, which owns stdout;
+    ``closed`` is called if it is closed under us); one that cannot start stops the receivers and raises its
+    one-line error."""
     if not commands:
         return None
     programs = ProgramSet.for_receivers(commands, receivers.addresses, token=config.security.auth_token,
                                         ca_file=config.security.tls_cert)
-    programs.add_listener(print_output(out, several=len(commands) > 1))
+    programs.add_listener(print_output(out, several=len(commands) > 1, closed=closed))
     try:
         await programs.start_all()
     except ProgramStartError:

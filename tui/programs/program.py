@@ -192,7 +192,10 @@ class Program:
             return self.status
         if self.status.alive:
             self._set(replace(self.status, state=State.STOPPING))
-        if _signal_group(process.pid, signal.SIGTERM):
+        # A run that has ended with its terminal closed by every process of its group has no group left; its
+        # number may since belong to someone else's, which must not be signalled.
+        gone = self._ended.is_set() and self._eof.is_set()
+        if not gone and _signal_group(process.pid, signal.SIGTERM):
             loop = asyncio.get_running_loop()
             deadline = loop.time() + grace
             with contextlib.suppress(asyncio.TimeoutError):

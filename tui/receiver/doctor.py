@@ -16,6 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
 
+from tui.model.text import safe_text
+
 #: Distinct (source, problem, detail) diagnoses kept; beyond this the least recently seen is dropped (counted).
 MAX_DIAGNOSES = 200
 #: Longest detail (a path, a content type) kept, so a hostile client cannot make long messages.
@@ -87,7 +89,10 @@ class Doctor:
 
     def report(self, source: str, kind: Problem, detail: str = "") -> None:
         """Count one occurrence; a new (source, problem, detail) is diagnosed and queued for :meth:`take_new`."""
-        key = (source, kind, detail[:_MAX_DETAIL])
+        # Both come from the network (a peer address, a percent-decoded path): made safe once, here, for the
+        # empty list, the notifications, the Sources screen and --print's stderr alike.
+        source, detail = safe_text(source), safe_text(detail[:_MAX_DETAIL])
+        key = (source, kind, detail)
         now = time.time()
         found = self._seen.get(key)
         if found is not None:

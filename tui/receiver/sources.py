@@ -18,6 +18,8 @@ from tui.receiver.ingest import ExportResult, Outcome
 
 #: Sources kept; beyond this the least recently seen is dropped (counted in :attr:`SourceTable.dropped`).
 MAX_SOURCES = 1000
+#: Longest ``service.name`` or SDK name kept for a row.
+MAX_NAME_CHARS = 200
 #: The reason a back-pressure answer is counted under on a source's row.
 BUSY = "busy, retry asked"
 #: Resource attributes read into a row, and the row field each one fills.
@@ -75,8 +77,8 @@ class SourceTable:
             wanted = _IDENTITY
             for kv in groups[0].resource.attributes:
                 slot = wanted.get(kv.key)
-                if slot is not None:
-                    identity[slot] = kv.value.string_value
+                if slot is not None:  # a name, not a payload: cut, so a hostile sender cannot pin memory here
+                    identity[slot] = kv.value.string_value[:MAX_NAME_CHARS]
         row = self._row(host, transport, identity[0])
         row.sdk_language, row.sdk_name, row.sdk_version = identity[1], identity[2], identity[3]
         row.signals.add(signal)

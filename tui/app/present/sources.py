@@ -1,12 +1,15 @@
-"""What the Sources screen says: one row per exporter, then the doctor's diagnoses, as plain data.
+"""What the Sources screen says: one row per exporter, then the doctor's diagnoses.
 
 Peer addresses, service names and SDK names come from the network, so they are cut and made safe
-here, once, like any span text.
+here, once, like any span text, and handed to the table as Rich ``Text``: a plain string in a
+``DataTable`` cell would be read as markup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from rich.text import Text
 
 from tui.model.text import format_age, safe_text
 from tui.receiver.doctor import Diagnosis
@@ -22,13 +25,14 @@ def _cut(text: str, width: int = _CELL) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def source_cells(source: Source, now: float) -> tuple[str, ...]:
+def source_cells(source: Source, now: float) -> tuple[Text, ...]:
     """One row of the table; a service of "" is a request refused before its body was read."""
     sdk = " ".join(part for part in (source.sdk_language, source.sdk_version) if part)
     refused = ", ".join(f"{n:,} {reason}" for reason, n in source.refused.most_common())
-    return (_cut(source.host), source.transport, _cut(source.service) or "(unknown)", _cut(sdk) or "–",
-            ", ".join(sorted(source.signals)) or "–", f"{source.accepted:,}", _cut(refused, 60) or "–",
-            f"{source.spans:,}", f"{format_age(now - source.last_seen)} ago")
+    cells = (_cut(source.host), source.transport, _cut(source.service) or "(unknown)", _cut(sdk) or "–",
+             ", ".join(sorted(source.signals)) or "–", f"{source.accepted:,}", _cut(refused, 60) or "–",
+             f"{source.spans:,}", f"{format_age(now - source.last_seen)} ago")
+    return tuple(Text(cell) for cell in cells)
 
 
 def diagnosis_line(diagnosis: Diagnosis, now: float) -> str:

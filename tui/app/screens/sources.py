@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,7 +18,7 @@ from textual.widgets import DataTable, Static
 
 from tui.app.present.sources import COLUMNS, diagnosis_line, source_cells, sources_intro
 from tui.receiver.doctor import Doctor
-from tui.receiver.sources import SourceTable
+from tui.receiver.sources import Source, SourceTable
 
 REFRESH_SECONDS = 1.0
 
@@ -38,11 +39,13 @@ class SourcesScreen(ModalScreen[str | None]):
         super().__init__()
         self.sources = sources
         self.doctor = doctor
+        #: The table's rows, in order, for Enter to find the chosen one's service.
+        self._rows: list[Source] = []
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(id="sources-intro", markup=False)
-            table: DataTable[str] = DataTable(cursor_type="row", zebra_stripes=True)
+            table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True)
             table.add_columns(*COLUMNS)
             yield table
             yield Static(id="sources-problems", markup=False)
@@ -55,13 +58,14 @@ class SourcesScreen(ModalScreen[str | None]):
     def refresh_rows(self) -> None:
         """Redrawn whole once a second: the ages move on, and the table holds at most ``MAX_SOURCES`` rows."""
         rows, problems = self.sources.rows(), self.doctor.problems()
+        self._rows = rows
         now = time.time()
         self.query_one("#sources-intro", Static).update(sources_intro(rows, problems, self.sources.dropped))
         table = self.query_one(DataTable)
         cursor = table.cursor_row
         table.clear()
         for source in rows:
-            table.add_row(*source_cells(source, now), key=f"{source.host}\0{source.transport}\0{source.service}")
+            table.add_row(*source_cells(source, now))
         if rows:
             table.move_cursor(row=min(cursor, len(rows) - 1))
         lines = [diagnosis_line(diagnosis, now) for diagnosis in problems]
@@ -73,5 +77,5 @@ class SourcesScreen(ModalScreen[str | None]):
     @on(DataTable.RowSelected)
     def _chosen(self, event: DataTable.RowSelected) -> None:
         """Enter on a row: back to the list, filtered to that service's traces."""
-        service = (event.row_key.value or "").split("\0")[2]
+        service = self._rows[event.cursor_row].service if event.cursor_row < len(self._rows) else ""
         self.dismiss(service or None)
