@@ -16,7 +16,7 @@ from support.receivers import Running
 from tui.app.app import OllamaTuiApp
 from tui.app.textual_compat import notification_texts
 from tui.app.widgets.output import OutputPane, ProgramOutput
-from tui.programs import ProgramSet
+from tui.programs import ProgramSet, State
 
 APP = str(Path(__file__).parent / "programs" / "traced_app.py")
 
@@ -115,3 +115,17 @@ async def test_several_programs_get_a_tab_each_and_r_restarts_the_one_shown(app_
             await pilot.press("R")  # the exited one starts again; the running one is left alone
             await wait_until(pilot, lambda: second.status.run == 2, timeout=30)
             assert first.status.run == 1 and first.status.alive
+
+
+async def test_keys_keep_working_while_a_program_is_slow_to_stop(app_receivers: Running) -> None:
+    async with programs_running(app_receivers, "--until-term", "ignore") as programs:
+        app = OllamaTuiApp(app_receivers.receivers, app_receivers.store, programs=programs)
+        async with app.run_test(size=SIZE) as pilot:
+            program = programs.programs[0]
+            await wait_until(pilot, lambda: "waiting for SIGTERM" in log_lines(app), timeout=30)
+            await pilot.press("R")  # it ignores SIGTERM: the restart waits out the grace period
+            await wait_until(pilot, lambda: program.status.state is State.STOPPING)
+            await pilot.press("e")
+            assert app.traces.errors_only and program.status.state is State.STOPPING
+            await pilot.press("R")
+            assert any("one at a time" in text for text in notification_texts(app))

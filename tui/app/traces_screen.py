@@ -38,7 +38,7 @@ from tui.app.widgets.status_line import StatusLine
 from tui.app.widgets.trace_list import TraceList
 from tui.model.live import IngestRates, RefreshPolicy
 from tui.model.store import StoreChanges, Trace
-from tui.programs import ProgramStartError
+from tui.programs import Program, ProgramStartError
 
 TICK_SECONDS = 0.05
 SAMPLE_SECONDS = 0.5
@@ -433,14 +433,21 @@ class TracesScreen(Screen[None]):
         if not shown and focused is not None and output in focused.ancestors_with_self:
             self.set_focus(self.trace_list)
 
-    async def action_restart_program(self) -> None:
-        """R: stop the program shown in the Output pane (SIGTERM, then SIGKILL after a grace) and start it again."""
+    def action_restart_program(self) -> None:
+        """R: stop the program shown in the Output pane (SIGTERM, then SIGKILL after a grace) and start it again,
+        in a worker: a program slow to stop must not hold up the keys meanwhile."""
         output = self.output_pane
         if output is None:
             self.notify("No program runs under ollama-tui", timeout=3)
             return
-        program = output.shown
         self.output_open = True
+        if any(worker.group == "restart" and worker.is_running for worker in self.workers):
+            self.notify("A program is restarting; one at a time", timeout=3)
+            return
+        self._restart(output.shown)
+
+    @work(group="restart", exit_on_error=False)
+    async def _restart(self, program: Program) -> None:
         try:
             await program.restart()
         except ProgramStartError as exc:

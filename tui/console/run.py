@@ -21,7 +21,6 @@ from tui.programs import ProgramSet, ProgramStartError
 from tui.receiver import OtlpReceivers, ReceiverConfig, ReceiverStats, SpanQueue, pump
 from tui.receiver.files import LoadResult, load_into
 from tui.receiver.forward import Forwarder
-from tui.receiver.ingest import BACK_PRESSURE
 
 POLL_SECONDS = 0.1
 
@@ -172,7 +171,7 @@ def summary(stats: ReceiverStats, store: TraceStore, forwarders: list[Forwarder]
     """One line of totals, so a CI log shows whether anything was refused or evicted."""
     forwarders = forwarders or []
     parts = [f"{stats.spans_accepted} spans accepted", f"{len(store)} traces held"]
-    dropped = sorted((reason, n) for reason, n in stats.spans_rejected.items() if reason != BACK_PRESSURE)
+    dropped = sorted(stats.spans_lost.items())
     if dropped:
         parts.append("spans lost: " + ", ".join(f"{n} {reason}" for reason, n in dropped))
     if stats.retries_asked:  # their spans are not lost: the exporters keep them and send them again

@@ -82,10 +82,15 @@ class ReceiverStats:
     duplicate_requests: int = 0
 
     @property
+    def spans_lost(self) -> dict[str, int]:
+        """Spans lost for good, by reason (an invalid id...). Those refused with back-pressure are not: the
+        exporter keeps them and sends them again, so they are counted apart (``BACK_PRESSURE``,
+        ``retries_asked``)."""
+        return {reason: n for reason, n in self.spans_rejected.items() if reason != BACK_PRESSURE}
+
+    @property
     def total_spans_rejected(self) -> int:
-        """Spans lost for good (an invalid id...). Those refused with back-pressure are not: the exporter
-        keeps them and sends them again, so they are counted apart (``BACK_PRESSURE``, ``retries_asked``)."""
-        return sum(n for reason, n in self.spans_rejected.items() if reason != BACK_PRESSURE)
+        return sum(self.spans_lost.values())
 
 
 SpanKey = tuple[str, str]

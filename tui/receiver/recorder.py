@@ -42,6 +42,7 @@ _WRITE_ERRORS = {
                   "raise the limit (ulimit -f) and restart, or save elsewhere"),
 }
 _OTHER_ERROR = ("the file cannot be written", "check the disk and restart, or save elsewhere")
+_INTERNAL_ERROR = ("ollama-tui failed to write a request (a bug: please report it)", "restart to save again")
 
 
 class RequestRecorder:
@@ -122,6 +123,12 @@ class RequestRecorder:
     # --- the writer thread ---------------------------------------------------------------------------
 
     def _write(self) -> None:
+        try:
+            self._write_batches()
+        except Exception as exc:  # noqa: BLE001 - a thread that died silently would leave every export refused
+            self._fail(*_INTERNAL_ERROR, repr(exc), ([], 0, 0))
+
+    def _write_batches(self) -> None:
         synced = time.monotonic()
         while (batch := self._take()) is not None:
             lines, spans, nbytes = batch

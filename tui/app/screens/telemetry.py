@@ -53,7 +53,7 @@ def log_row(record: LogRecord) -> tuple[Text, ...]:
     if record.cut_bytes:
         body.append(f"  ({cut_note(record.cut_bytes)})", style="italic")
     return (Text(str(record.severity_text or record.severity_number or "-"), style="bold"),
-            Text(safe_text(record.resource.service_name), style="cyan"), body)
+            Text(safe_text(record.resource.service_name)), body)
 
 
 def other_metrics(summary: MetricsSummary) -> str:

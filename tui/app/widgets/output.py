@@ -18,6 +18,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.widgets import RichLog, Static, TabbedContent, TabPane
 
 from tui.model.text import format_age
@@ -57,9 +58,11 @@ def status_text(program: Program, now: float) -> str:
     return text
 
 
-def tab_label(program: Program) -> str:
-    """``app ● running``: the name its spans carry (``service.name``), and its state."""
-    return f"{service_name_for(program.argv)} {'●' if program.status.alive else '○'} {program.status.describe()}"
+def tab_label(program: Program) -> Content:
+    """``app ● running``: the name its spans carry (``service.name``), and its state; plain text, since a
+    script's name may hold brackets that Textual would read as markup."""
+    state = f"{'●' if program.status.alive else '○'} {program.status.describe()}"
+    return Content(f"{service_name_for(program.argv)} {state}")
 
 
 class ProgramOutput(Vertical):
@@ -76,6 +79,7 @@ class ProgramOutput(Vertical):
         #: ``program.output.total_lines`` when last flushed.
         self._seen = 0
         self._run = 0
+        self._status = ""
 
     def compose(self) -> ComposeResult:
         yield Static(status_text(self.program, time.time()), classes="program-status", markup=False)
@@ -83,7 +87,10 @@ class ProgramOutput(Vertical):
 
     def flush(self, now: float) -> None:
         """Write what arrived since the last flush, and the program's current state."""
-        self.query_one(".program-status", Static).update(status_text(self.program, now))
+        status = status_text(self.program, now)
+        if status != self._status:  # its age moves once a second; its height is fixed, so no new layout
+            self._status = status
+            self.query_one(".program-status", Static).update(status, layout=False)
         output = self.program.output
         new = output.total_lines - self._seen
         if not new:
@@ -143,5 +150,5 @@ class OutputPane(Vertical):
             view.flush(now)
             label = tab_label(view.program)
             tab = tabs.get_tab(f"program-{number}")
-            if str(tab.label) != label:
+            if tab.label.plain != label.plain:
                 tab.label = label
