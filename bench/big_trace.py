@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -92,7 +93,7 @@ def budget(spans: int, max_spans: int) -> dict[str, float]:
     gc.collect()
     trace = next(iter(store))
     return {"max_spans": max_spans, "sent": spans, "held": store.span_count, "rss_before_mb": before,
-            "rss_after_mb": max_rss_mb(), "capped": getattr(store, "capped_spans", 0),
+            "rss_after_mb": max_rss_mb(), "capped": store.capped_spans,
             "root_held": trace.has_root}
 
 
@@ -158,6 +159,8 @@ async def live(spans: int, frames: int, keys: int) -> dict[str, float]:
             values["cpu_percent"] = 100 * (time.process_time() - cpu) / (time.perf_counter() - wall)
         finally:
             feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
     return values
 
 
