@@ -2,7 +2,9 @@
 
 Streaming NDJSON for /api/chat and /api/generate with a final chunk carrying ``done_reason`` and
 the metrics (durations in nanoseconds), non-streaming answers, /api/tags, /api/version, 404 for
-unknown models, and faults on demand: an ``{"error": ...}`` line mid-stream, a dropped
+unknown models, scripted tool calls (a /api/chat request that offers ``tools`` in a conversation with no
+tool result yet is answered with ``message.tool_calls``, by default ``get_weather({"city": "Paris"})``;
+every other request gets the text answer), and faults on demand: an ``{"error": ...}`` line mid-stream, a dropped
 connection, a 500, a line that is not JSON, a stream that never ends. It records every request's
 headers and body.
 """
@@ -34,6 +36,10 @@ class FakeOllama:
     chunk_delay: float = 0.0
     first_chunk_delay: float = 0.0
     fault: str = "none"
+    #: The tool call scripted for a /api/chat request that offers tools: (tool name, arguments).
+    tool_call: tuple[str, dict[str, Any]] = ("get_weather", {"city": "Paris"})
+    #: The answer to a conversation that holds a tool result (the text answer otherwise).
+    tool_answer: list[str] = field(default_factory=lambda: ["It ", "is ", "18°C ", "and ", "sunny ", "in ", "Paris."])
     requests: list[Recorded] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
@@ -95,9 +101,27 @@ class FakeOllama:
         piece = {"message": {"role": "assistant", "content": text}} if chat else {"response": text}
         return {"model": model, "created_at": created, **piece, "done": False}
 
-    def _final(self, model: str, chat: bool, content: str = "") -> dict[str, Any]:
+    def wants_tool_call(self, body: dict[str, Any], chat: bool) -> bool:
+        """A chat that offers tools and holds no tool result yet."""
+        messages = body.get("messages") or []
+        return chat and bool(body.get("tools")) and not any(
+            isinstance(m, dict) and m.get("role") == "tool" for m in messages)
+
+    def _answer_for(self, body: dict[str, Any]) -> list[str]:
+        """The text answer, or ``tool_answer`` once the conversation holds a tool result."""
+        messages = body.get("messages") or []
+        has_result = any(isinstance(m, dict) and m.get("role") == "tool" for m in messages)
+        return self.tool_answer if has_result else self.answer
+
+    def _tool_calls(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        offered = [t.get("function", {}).get("name") for t in body.get("tools") or [] if isinstance(t, dict)]
+        name = self.tool_call[0] if self.tool_call[0] in offered or not offered else str(offered[0])
+        return [{"function": {"name": name, "arguments": dict(self.tool_call[1])}}]
+
+    def _final(self, model: str, chat: bool, content: str = "", eval_count: int | None = None,
+               answer: list[str] | None = None) -> dict[str, Any]:
         final = self._chunk(model, content, chat)
-        eval_count = len(self.answer)
+        eval_count = len(self.answer if answer is None else answer) if eval_count is None else eval_count
         final.update(done=True, done_reason="stop",
                      total_duration=self.load_duration + self.prompt_eval_duration + self.eval_duration + 1_000_000,
                      load_duration=self.load_duration, prompt_eval_count=self.prompt_eval_count,
@@ -113,13 +137,28 @@ class FakeOllama:
             return web.json_response({"error": "llama runner process has terminated: signal: killed"}, status=500)
         if model not in self.models and f"{model}:latest" not in self.models:
             return web.json_response({"error": f'model "{model}" not found, try pulling it first'}, status=404)
+        if self.wants_tool_call(body, chat):
+            calls = self._tool_calls(body)
+            if not body.get("stream", True):
+                final = self._final(model, chat, "", eval_count=12)
+                final["message"]["tool_calls"] = calls
+                return web.json_response(final)
+            response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+            await response.prepare(request)
+            chunk = self._chunk(model, "", chat)
+            chunk["message"]["tool_calls"] = calls
+            await response.write(json.dumps(chunk).encode() + b"\n")
+            await response.write(json.dumps(self._final(model, chat, eval_count=12)).encode() + b"\n")
+            await response.write_eof()
+            return response
+        answer = self._answer_for(body)
         if not body.get("stream", True):
-            return web.json_response(self._final(model, chat, "".join(self.answer)))
+            return web.json_response(self._final(model, chat, "".join(answer), answer=answer))
 
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
         await asyncio.sleep(self.first_chunk_delay)
-        for i, text in enumerate(self.answer):
+        for i, text in enumerate(answer):
             if i == 2 and self.fault == "error_line":
                 await response.write(b'{"error":"an error was encountered while running the model: out of memory"}\n')
                 return response
@@ -135,7 +174,7 @@ class FakeOllama:
                 await self._released.wait()  # never ends (until the test stops the server)
                 return response
             await asyncio.sleep(self.chunk_delay)
-        await response.write(json.dumps(self._final(model, chat)).encode() + b"\n")
+        await response.write(json.dumps(self._final(model, chat, answer=answer)).encode() + b"\n")
         await response.write_eof()
         return response
 
