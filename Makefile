@@ -2,13 +2,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+NODE_PROGRAMS := tests/programs
 
 .PHONY: run test slow lint bench screenshots clean
 
 run: $(VENV)/.installed  ## install (first time) and start ollama-tui; pass flags with ARGS="--print"
 	$(BIN)/ollama-tui $(ARGS)
 
-test: lint  ## linters, type check, then the whole test suite (what CI runs)
+test: lint $(NODE_PROGRAMS)/node_modules/.installed  ## linters, type check, then the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 slow: $(VENV)/.installed-test  ## long soak, fuzz and load runs, kept out of `make test`
@@ -30,8 +31,18 @@ $(VENV)/.installed-test: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+# The OpenTelemetry JS packages the Node test's child needs, at the versions package-lock.json pins; with no npm
+# on PATH nothing is installed (and nothing stamped, so a later run with npm installs them).
+$(NODE_PROGRAMS)/node_modules/.installed: $(NODE_PROGRAMS)/package.json $(NODE_PROGRAMS)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		echo "npm ci --prefix $(NODE_PROGRAMS) --no-audit --no-fund --ignore-scripts"; \
+		npm ci --prefix $(NODE_PROGRAMS) --no-audit --no-fund --ignore-scripts && touch $@; \
+	else \
+		echo "npm is not on PATH: the Node test's OpenTelemetry packages are not installed"; \
+	fi
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info $(NODE_PROGRAMS)/node_modules
 
 screenshots: $(VENV)/.installed-test  ## regenerate screenshots/*.svg from real app states
 	$(BIN)/python screenshots/make_screenshots.py

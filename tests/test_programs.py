@@ -11,9 +11,8 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -417,16 +416,15 @@ async def test_tls_and_token_reach_the_program_through_its_environment(
         assert not running.receivers.stats.requests_rejected
 
 
-def node_sdk() -> Mapping[str, str] | None:
-    """``NODE_PATH`` when it holds the OpenTelemetry JS SDK (tests never install from npm)."""
-    if shutil.which("node") is None:
-        return None
-    probe = subprocess.run(["node", "-e", "require.resolve('@opentelemetry/sdk-node')"], capture_output=True)
-    return {"NODE_PATH": os.environ.get("NODE_PATH", "")} if probe.returncode == 0 else None
+NODE_SDK = Path(NODE_APP).parent / "node_modules" / "@opentelemetry" / "sdk-node"
 
 
-@pytest.mark.skipif(node_sdk() is None, reason="needs node and @opentelemetry/sdk-node on NODE_PATH")
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not on PATH (the OpenTelemetry JS SDK it needs is "
+                                                          "installed by `make test`: npm ci --prefix tests/programs)")
 async def test_a_node_sdk_program_sends_its_spans(running: Running) -> None:
+    """The SDK is the one ``tests/programs/package-lock.json`` pins; node finds it beside the script, in
+    ``tests/programs/node_modules``, whatever the working directory or ``NODE_PATH``."""
+    assert NODE_SDK.is_dir(), "no OpenTelemetry JS SDK: `make test` installs it (npm ci --prefix tests/programs)"
     programs = ProgramSet.for_receivers([["node", NODE_APP]], running.receivers.addresses, base_env=user_env())
     async with started(programs):
         [program] = programs.programs

@@ -7,6 +7,7 @@ real sockets; every wait polls for its condition with a generous deadline.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import functools
@@ -115,6 +116,19 @@ class Flood:
     def wait_for(self, requests: int) -> None:
         until(lambda: self.requests >= requests, f"{requests} requests acknowledged")
 
+    def wait_for_backlog(self, path: Path, at_most: int, behind: int = 3) -> None:
+        """Until the writer is at work and ``behind`` requests behind: it has written a line (one a request)
+        to ``path`` and that many more are acknowledged, so a stop now has a backlog to drain. It falls that
+        far behind within the first dozen requests; should it keep up, until ``at_most`` are acknowledged."""
+        written = Written(path)
+
+        def behind_or_enough() -> bool:
+            acknowledged = self.requests  # before the file is read: the backlog seen is never more than real
+            lines = written.lines()
+            return (lines > 0 and acknowledged - lines >= behind) or acknowledged >= at_most
+
+        until(behind_or_enough, f"the writer {behind} requests behind, or {at_most} requests acknowledged")
+
     def stop(self) -> SpanIds:
         self._running = False
         for thread in self._threads:
@@ -128,6 +142,22 @@ def until(condition: Callable[[], object], what: str, timeout: float = DEADLINE)
     while not condition():
         assert time.monotonic() < deadline, f"gave up waiting for {what}"
         time.sleep(0.02)
+
+
+class Written:
+    """The whole lines in a file as it grows, each look reading only what was added since the last."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._read = self._lines = 0
+
+    def lines(self) -> int:
+        with contextlib.suppress(FileNotFoundError), self.path.open("rb") as file:
+            file.seek(self._read)
+            added = file.read()
+            self._read += len(added)
+            self._lines += added.count(b"\n")
+        return self._lines
 
 
 def saved(path: Path) -> SpanIds:
@@ -198,16 +228,16 @@ def test_print_stopped_mid_flood_saves_every_acknowledged_span(tmp_path: Path,
     path = tmp_path / "session.jsonl"
     with printing(path) as (proc, port, stderr):
         flood = Flood(port)
-        flood.wait_for(40)  # well past what the writer keeps up with: a backlog is waiting
+        flood.wait_for_backlog(path, at_most=40)  # the writer is behind: a backlog is waiting
         for sig in signals:  # while the flood goes on
             proc.send_signal(sig)
         proc.wait(DEADLINE)
         acknowledged = flood.stop()
-    err = stderr.text()
+    err, in_file = stderr.text(), saved(path)
     assert proc.returncode == 0 and "Traceback" not in err, err
-    assert acknowledged and acknowledged <= saved(path)
+    assert acknowledged and acknowledged <= in_file
     summary = err.strip().splitlines()[-1]  # however it was stopped
-    assert "spans accepted" in summary and f"saved {len(saved(path)):,} spans" in summary, summary
+    assert "spans accepted" in summary and f"saved {len(in_file):,} spans" in summary, summary
 
 
 def test_kill_9_loses_nothing_the_writer_had_written(tmp_path: Path) -> None:
@@ -216,9 +246,9 @@ def test_kill_9_loses_nothing_the_writer_had_written(tmp_path: Path) -> None:
     path = tmp_path / "session.jsonl"
     with printing(path) as (proc, port, _):
         flood = Flood(port)
-        flood.wait_for(20)
-        acknowledged = flood.stop()
-        until(lambda: acknowledged <= saved(path), "the writer to catch up")
+        flood.wait_for_backlog(path, at_most=20)
+        acknowledged, written = flood.stop(), Written(path)
+        until(lambda: written.lines() >= flood.requests, "the writer to catch up")  # a line a request
         proc.kill()
         proc.wait(DEADLINE)
     assert acknowledged == saved(path)
@@ -388,7 +418,7 @@ def test_the_app_ended_by_a_signal_restores_the_terminal_and_saves_everything(tm
     terminal = Terminal(path)
     try:
         flood = Flood(terminal.http_port())
-        flood.wait_for(30)
+        flood.wait_for_backlog(path, at_most=30)
         drawn = len(terminal.output)
         if ending == "q then Ctrl+C twice":  # quit mid-flood, so the writer has a backlog when Ctrl+C comes
             os.write(terminal.master, b"q")
@@ -424,3 +454,21 @@ def test_the_app_shows_a_full_disk_in_its_header_and_says_it_again_on_exit() -> 
     after = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", bytes(terminal.output[drawn:]).decode("utf-8", "replace"))
     assert terminal.proc.returncode == 0
     assert "ollama-tui: --save /dev/full: the disk is full (No space left on device); 4 spans not saved — " in after
+
+
+async def test_a_request_the_writer_cannot_convert_stops_saving_with_a_sentence_not_a_dead_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the conversion must not leave the writer dead and every later export refused for ever."""
+    def broken(_request: ExportTraceServiceRequest) -> str:
+        raise ValueError("cannot convert")
+
+    monkeypatch.setattr("tui.receiver.recorder.request_line", broken)
+    async with running_receivers(ReceiverConfig(grpc_port=0, http_port=0, save=tmp_path / "s.jsonl")) as running:
+        recorder = running.receivers.recorder
+        assert recorder is not None
+        body, _ = make_request(4)
+        assert await asyncio.to_thread(post, running.receivers.http.port, body) == 200
+        await eventually(lambda: bool(recorder.error))
+        assert recorder.error.startswith("--save ") and "a bug" in recorder.error
+        assert recorder.error.endswith("4 spans not saved — restart to save again")
+        assert await asyncio.to_thread(post, running.receivers.http.port, body) == 200  # still served, counted lost

@@ -1,6 +1,7 @@
 // A Node program to run under ollama-tui: the OpenTelemetry JS SDK set up from the environment alone (NodeSDK
 // reads OTEL_TRACES_EXPORTER, the OTLP endpoint and protocol), two spans, a line of output, a clean shutdown.
-// Needs @opentelemetry/api and @opentelemetry/sdk-node on NODE_PATH; tests never install them.
+// Needs @opentelemetry/api and @opentelemetry/sdk-node, at the versions package-lock.json here pins: `make test`
+// installs them into node_modules beside this file (npm ci --prefix tests/programs), where node looks first.
 'use strict';
 
 const api = require('@opentelemetry/api');

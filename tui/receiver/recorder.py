@@ -165,8 +165,11 @@ class RequestRecorder:
             with self._lock:
                 if not self._backlog:
                     break
-                body, count = self._backlog.popleft()
+                body, count = self._backlog[0]  # this thread alone takes from the backlog
+            # Converted before it leaves the backlog: one that cannot be is counted lost with the rest.
             lines.append(request_line(ExportTraceServiceRequest.FromString(body)) + "\n")
+            with self._lock:
+                self._backlog.popleft()
             spans, nbytes, text = spans + count, nbytes + len(body), text + len(lines[-1])
         return lines, spans, nbytes
 
