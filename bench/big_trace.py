@@ -120,12 +120,9 @@ async def live(spans: int, frames: int, keys: int) -> dict[str, float]:
         screen = app.traces
         trace_list, detail = screen.trace_list, screen.detail
         await pilot.press("enter", "l", "j", "j")  # expand, step into it: a span row is selected
-        rebuild = getattr(trace_list, "continue_rebuild", lambda: None)
-
         def frame() -> None:  # a tick's arrivals, applied and drawn, and a slice of any rebuild
             arrive(5)
             screen.tick()
-            rebuild()
             render_visible(app)
 
         def key() -> None:  # j, the detail it shows, and the redraw

@@ -31,6 +31,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from support.demo_store import CLOCK_NOW, demo_store  # noqa: E402
 from support.fake_ollama import FakeOllama  # noqa: E402
+from support.genai_spans import agent_with_tools, record_all  # noqa: E402
 from support.receivers import Running, export, send  # noqa: E402
 from support.sdk_spans import record  # noqa: E402
 from tui.app.app import OllamaTuiApp  # noqa: E402
@@ -48,6 +49,7 @@ STATES = {
     "timeline.svg": [*TO_LLM_SPAN, "t", "t", "t"],
     "errors-and-exception.svg": ["e", "enter", "l", "j", "t"],
     "help.svg": ["question_mark"],
+    "stats.svg": ["number_sign"],
     "empty-state.svg": None,
 }
 
@@ -62,6 +64,18 @@ async def shoot(name: str, keys: list[str] | None) -> None:
         await pilot.pause()
         for key in keys or []:
             await pilot.press(key)
+        await pilot.pause(0.3)
+        app.save_screenshot(name, str(HERE))
+    print(f"wrote screenshots/{name}")
+
+
+async def shoot_conversation(name: str = "conversation.svg") -> None:
+    """An agent run with a tool call: its trace expanded, the Conversation tab on the second LLM call."""
+    store = demo_store(traces=[*record_all(), record(agent_with_tools, "weather-agent")])
+    app = OllamaTuiApp(OtlpReceivers(ReceiverConfig()), store, clock=lambda: CLOCK_NOW)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("g", "enter", "tab", "down", "down", "down", "down")
         await pilot.pause(0.3)
         app.save_screenshot(name, str(HERE))
     print(f"wrote screenshots/{name}")
@@ -180,6 +194,7 @@ async def shoot_sources(name: str = "sources.svg") -> None:
 async def main() -> None:
     for name, keys in STATES.items():
         await shoot(name, keys)
+    await shoot_conversation()
     await shoot_chat()
     await shoot_output()
     await shoot_sources()

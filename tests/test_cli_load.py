@@ -35,6 +35,8 @@ MIXED_TREE = [
     "   ├─ chat llama3.2  153µs  client  gen_ai.operation.name=chat  gen_ai.request.model=llama3.2  "
     "gen_ai.usage.input_tokens=12  gen_ai.usage.output_tokens=34",
     "   └─ save result  605µs  ERROR: could not save",
+    "  Conversation · 1 LLM call · 0 tool calls · 12 → 34 tokens · LLM 153µs · tools 0ns · other 1.61ms · 1 error",
+    "  ● llama3.2 · 153µs · 12 → 34 tokens · stop",
 ]
 
 
@@ -52,9 +54,10 @@ def test_a_program_piped_into_print_load_shows_its_spans_and_the_command_ends() 
     assert tui.returncode == 0, err
     lines = out.splitlines()
     assert re.fullmatch(r"trace [0-9a-f]{32}  console-demo  handle request  \S+  3 spans", lines[0]), out
-    assert len(lines) == 4, out
-    for line, start in zip(lines[1:], ("└─ handle request  ", "   ├─ chat llama3.2  ", "   └─ save result  "),
-                           strict=True):
+    assert len(lines) == 6, out  # the tree, then its conversation (one LLM call)
+    starts = ("└─ handle request  ", "   ├─ chat llama3.2  ", "   └─ save result  ", "  Conversation · 1 LLM call",
+              "  ● llama3.2 · ")
+    for line, start in zip(lines[1:], starts, strict=True):
         assert line.startswith(start), out
     assert err.splitlines() == ["ollama-tui: Loaded 3 spans from standard input; 8 lines were not spans",
                                 "ollama-tui: 3 spans accepted; 1 traces held"]

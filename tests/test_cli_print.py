@@ -260,3 +260,93 @@ def test_with_standard_input_from_a_pipe_the_viewer_says_keys_cannot_be_read() -
 def test_with_standard_error_redirected_the_viewer_says_so() -> None:
     # Textual draws on stderr: redirected, the screen would have gone into the file.
     assert _viewer_on_a_terminal("stdin", "stdout") == (2, "", NO_TERMINAL.format("stderr"))
+
+
+def _agent_run_file(tmp_path) -> str:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from support.genai_spans import agent_with_tools
+    from support.sdk_spans import record
+    from tui.model.otlp_json import request_json
+    from tui.receiver.decode import spans_from_request
+
+    path = tmp_path / "agent.jsonl"
+    spans = spans_from_request(encode_spans(record(agent_with_tools, "agent"))).spans
+    path.write_text(json.dumps(request_json(spans)) + "\n")
+    return str(path)
+
+
+def test_print_shows_an_agent_runs_conversation_under_its_tree(tmp_path) -> None:
+    result = run([*COMMAND, "--print", "--load", _agent_run_file(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    tree_end = next(i for i, line in enumerate(lines) if line.startswith("  Conversation · "))
+    assert len(lines[:tree_end]) == 5  # the trace line and its four spans, as before
+    assert lines[tree_end].startswith("  Conversation · 2 LLM calls · 1 tool call · 260 → 63 tokens · LLM ")
+    shape = [line.split(" · ")[0].rstrip() for line in lines[tree_end + 1:]]
+    assert shape == [
+        "  ▸ weather-agent  (invoke_agent",
+        "    instructions: You are a concise assistant for a weather app.",
+        "    input: What's the weather in Paris today?",
+        "    output: It is rainy in Paris today, around 14 °C, with wind from the west.",
+        "    ● qwen3:8b",
+        "      system: You are a concise assistant for a weather app.",
+        "      user: What's the weather in Paris today?",
+        '      → tool call: get_weather({"location": "Paris"}) [call_1]',
+        "    ⚙ tool get_weather",
+        "      call id call_1",
+        '      arguments: {"location": "Paris"}',
+        "      result: rainy, 14 °C",
+        "    ● qwen3:8b",
+        "      ⋯ 3 earlier messages of the history folded",
+        "      tool: (result of tool call call_1)",
+        "        rainy, 14 °C",
+        "      assistant (completion): It is rainy in Paris today, around 14 °C, with wind from the west.",
+    ]
+
+
+def test_print_json_is_unchanged_by_the_conversation(tmp_path) -> None:
+    result = run([*COMMAND, "--print", "--json", "--load", _agent_run_file(tmp_path)], capture_output=True,
+                 text=True)
+    assert result.returncode == 0, result.stderr
+    spans = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(span["name"] for span in spans) == ["chat qwen3", "chat qwen3", "execute_tool get_weather",
+                                                      "invoke_agent weather-agent"]
+
+
+def _demo_file(tmp_path) -> str:
+    """The six SDK-recorded demo traces as an OTLP JSON lines file."""
+    from support.demo_store import demo_store
+    from tui.model.otlp_json import request_json
+
+    path = tmp_path / "demo.jsonl"
+    spans = [span for trace in demo_store() for span in trace.spans.values()]
+    path.write_text(json.dumps(request_json(spans)) + "\n")
+    return str(path)
+
+
+def test_print_filter_prints_only_matching_traces_and_marks_their_spans(tmp_path) -> None:
+    result = run([*COMMAND, "--print", "--filter", "service:weather-api kind:client", "--load", _demo_file(tmp_path)],
+                 capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    headers = [line for line in result.stdout.splitlines() if line.startswith("trace ")]
+    assert len(headers) == 1 and "POST /ask" in headers[0]
+    assert "◆ ollama.chat" in result.stdout and "◆ POST /ask" not in result.stdout  # the whole tree, one marked
+
+
+def test_print_json_filter_prints_only_matching_spans(tmp_path) -> None:
+    result = run([*COMMAND, "--print", "--json", "--filter", "status:error OR model:gemma3", "--load",
+                  _demo_file(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert sorted(json.loads(line)["name"] for line in result.stdout.splitlines()) == [
+        "ChatOllama", "GET /forecast", "fetch upstream"]
+
+
+def test_a_bad_filter_is_a_usage_error_naming_the_column() -> None:
+    result = run([*COMMAND, "--print", "--filter", "service:x dur>5", "--load", "/dev/null"], capture_output=True,
+                 text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "ollama-tui: --filter 'service:x dur>5': column 11: '5' needs a unit: ns, us, ms, s, m or h (e.g. 5ms)"]
+    result = run([*COMMAND, "--filter", "x"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--filter applies with --print" in result.stderr

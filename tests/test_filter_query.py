@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
+from tui.model.query import Query, Term, parse
 from tui.model.span import AttrValue, Span
 from tui.model.store import TraceStore
 from tui.model.text import format_value
-from tui.model.trace_list import MIN_ID_PREFIX, Query, TraceListIndex
+from tui.model.trace_list import MIN_ID_PREFIX, TraceListIndex
 from tui.receiver.decode import ExportTraceServiceRequest, spans_from_request
 
 
@@ -215,7 +216,8 @@ def test_key_equals_value_is_not_text(store: TraceStore) -> None:
     store.add_spans(received(78, [{"span": 78, "attributes": {"prompt": "set retries=3 please"}}]))
     assert found(store, "retries=3") == set()
     assert found(store, "retries = 3 please") == set()
-    assert found(store, "set retries=3") == {tid(78)}  # a space in the key part: text
+    assert found(store, '"set retries=3"') == {tid(78)}  # quoted: text
+    assert found(store, "set retries=3") == set()  # the word "set" and the pair retries=3, in one span
 
 
 def test_spans_built_in_code_match_pairs_as_received_ones_do() -> None:
@@ -240,16 +242,20 @@ def test_typing_any_query_ends_where_a_fresh_filter_does(store: TraceStore, quer
         assert set(index.shown_trace_ids()) == found(store, query[:n]), query[:n]
 
 
+def term(typed: str) -> Term:
+    query = parse(typed)
+    assert isinstance(query, Query) and isinstance(query.root, Term), query
+    return query.root
+
+
 def test_query_parsing() -> None:
-    assert Query.parse(" a.b = c ").kind == "key=value"
-    assert (Query.parse("a.b=c=d").key, Query.parse("a.b=c=d").value) == ("a.b", "c=d")
-    assert Query.parse("a b=c").kind == "text"
-    assert Query.parse("=c").kind == "text"
-    assert Query.parse("A" * 32).kind == "trace id"
-    assert Query.parse("0" * 16).kind == "span id"
-    assert Query.parse("0" * 8).id_prefix == "0" * 8
-    assert Query.parse("0" * 7).id_prefix == ""
-    assert Query.parse("0" * 33).id_prefix == ""
+    assert term(" a.b = c ").field == "pair"
+    assert (term("a.b=c=d").key, term("a.b=c=d").value) == ("a.b", "c=d")
+    assert term('"a b=c"').field == "text"
+    assert term("=c").field == "text"
+    assert term("A" * 32).field == "trace id"
+    assert term("0" * 16).field == "span id"
+    assert term("0" * 8).field == "text" and term("0" * 33).field == "text"
 
 
 # --- property: the wire search equals a search of decoded attributes --------------------------------------------
@@ -263,8 +269,12 @@ values = st.recursive(scalars, lambda inner: st.tuples(inner, inner) | st.dictio
 attribute_maps = st.dictionaries(st.sampled_from(KEYS), values, max_size=3)
 
 
+def quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def reference(trace_spans: list[Span], trace_id: str, query: str) -> bool:
-    """What the filter is documented to find, decoding every span."""
+    """What the filter is documented to find for one term (``key=value`` or text), decoding every span."""
     query = query.strip()
     text = query.lower()
     key, equals, value = query.partition("=")
@@ -319,4 +329,6 @@ def test_the_filter_finds_what_decoded_attributes_say(traces: list[tuple[dict, d
     chosen += [rng.choice(pairs) for _ in range(2)] if pairs else []
     for query in chosen:
         expected = {t.trace_id for t in store if reference(list(t.spans.values()), t.trace_id, query)}
-        assert found(store, query) == expected, query
+        key, equals, value = query.partition("=")
+        typed = f"{key}={quoted(value.strip())}" if equals and key else query  # the value as one quoted word
+        assert found(store, typed) == expected, typed

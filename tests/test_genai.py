@@ -8,7 +8,7 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from support.genai_spans import ANSWER, CONVENTIONS, QUESTION, SYSTEM, record
-from tui.model.genai import GenAIView, is_llm_span
+from tui.model.genai import GenAIView, ToolCall, content, first_token_seconds, is_llm_span
 from tui.model.span import Event, Span
 from tui.receiver.decode import spans_from_request
 
@@ -126,3 +126,41 @@ def test_plain_spans_are_not_llm_spans() -> None:
     spans = model_spans("failing")
     assert not any(is_llm_span(s) for s in spans.values())
     assert GenAIView.from_span(spans["GET /forecast"]) is None
+
+
+# --- issue 15: content blocks, tool calls beside the message, units ------------------------------------------
+
+@pytest.mark.parametrize(("value", "duration", "expected"), [
+    (0.2, 0.9, (0.2, "")),                                       # seconds, within the span: as is
+    (797, 0.9, (0.797, "sent 797, read as milliseconds")),      # strands: milliseconds
+    (5000, 0.9, (None, "sent 5000: longer than the span (0.900s) in seconds and in milliseconds")),
+    (-1.0, 0.9, (None, "sent -1: negative")),
+])
+def test_time_to_first_token_rule(value: float, duration: float, expected: tuple[float | None, str]) -> None:
+    seconds, note = first_token_seconds(value, duration)
+    assert (seconds if seconds is None else pytest.approx(seconds), note) == (
+        expected[0] if expected[0] is None else pytest.approx(expected[0]), expected[1])
+
+
+def test_time_to_first_token_longer_than_the_span_is_not_shown_as_is() -> None:
+    span = Span("a" * 32, "b" * 16, "chat", 0, 900_000_000, attributes={
+        "gen_ai.operation.name": "chat", "gen_ai.server.time_to_first_token": 5000.0})
+    view = GenAIView.from_span(span)
+    assert view is not None and view.time_to_first_token_s is None and "longer than the span" in \
+        view.time_to_first_token_note
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ('[{"text": "hi"}, {"text": "there"}]', ("hi\nthere", (), "")),
+    ([{"type": "text", "text": "hi"}], ("hi", (), "")),
+    ('[{"toolUse": {"toolUseId": "t1", "name": "f", "input": {"a": 1}}}]',
+     ("", (ToolCall("f", '{"a": 1}', "t1"),), "")),
+    ('[{"toolResult": {"toolUseId": "t1", "content": [{"text": "ok"}, {"json": {"b": 2}}]}}]',
+     ('ok\n{"b": 2}', (), "t1")),
+    ('[1, 2]', ("[1, 2]", (), "")),                                 # not blocks: as sent
+    ('[{"no": "block"}]', ('[{"no": "block"}]', (), "")),
+    ("[not json", ("[not json", (), "")),
+    ({}, ("", (), "")),
+])
+def test_content_blocks(value: object, expected: tuple[str, tuple[ToolCall, ...], str]) -> None:
+    assert content(value) == expected

@@ -273,3 +273,21 @@ def test_listening_beyond_this_machine_stays_in_the_narrowest_header(host: str, 
     narrow = "".join(t for t, _ in header_parts(listening, Counts(), ViewState(), 60))
     assert ("OPEN TO THE NETWORK" in narrow) is open_
     assert narrow.endswith("following")
+
+
+def test_header_sparkline_follows_spans_per_second_and_goes_first_when_narrow() -> None:
+    from tui.app.present.header import sparkline
+
+    assert sparkline([]) == "" and sparkline([0.0, 0.0]) == ""  # nothing arrived lately: no flat line
+    assert sparkline([0, 1, 2, 3, 4, 5, 6, 7]) == "▁▂▃▄▅▆▇█"
+    assert sparkline(list(range(100))) == sparkline(list(range(80, 100)))  # the last 20 samples
+    assert len(sparkline(list(range(100)))) == 20
+    counts = Counts(traces=3, spans=12, spans_per_second=40.0)
+    rates = [10.0, 20.0, 40.0]
+    wide = header_parts(LISTENING, counts, ViewState(), 200, rates)
+    text = "".join(t for t, _ in wide)
+    assert "40 spans/s ▃▅█" in text
+    assert dict(wide)[" ▃▅█"] == "muted"
+    without = "".join(t for t, _ in header_parts(LISTENING, counts, ViewState(), 200))
+    narrow = "".join(t for t, _ in header_parts(LISTENING, counts, ViewState(), len(without), rates))
+    assert narrow == without  # the sparkline went first, everything else still fits

@@ -409,3 +409,70 @@ def test_a_trace_changing_while_it_is_rebuilt_is_rebuilt_again(monkeypatch) -> N
     assert index.rebuilding  # and starts over for "later"
     index.continue_rebuild(1.0)
     assert index.position_of(trace_id, "e" * 16) is not None and not index.rebuilding
+
+
+# --- sorting (issue 16) -------------------------------------------------------------------------------------
+
+def _llm_span(trace: int, span: int, start: int, end: int, tokens: int | None = None, error: bool = False,
+              parent: int = 0) -> Span:
+    attributes = {} if tokens is None else {"gen_ai.usage.input_tokens": tokens, "gen_ai.usage.output_tokens": 1}
+    return Span(format(trace, "032x"), format(span, "016x"), f"op {span}", start, end,
+                parent_span_id=format(parent, "016x") if parent else "",
+                status_code=StatusCode.ERROR if error else StatusCode.UNSET, attributes=attributes)
+
+
+@pytest.mark.parametrize("sort, metric", [
+    ("newest", lambda t: t.start_ns),
+    ("oldest", lambda t: -t.start_ns),
+    ("duration", lambda t: t.duration_ns),
+    ("errors", lambda t: (t.has_error, t.start_ns)),
+])
+def test_every_sort_equals_sorting_the_store_and_stays_live(sort: str, metric) -> None:
+    rng = random.Random(sort)
+    store = TraceStore(max_spans=300)
+    index = TraceListIndex(store)
+    index.set_filter("op")
+    for round_ in range(30):
+        spans = [_llm_span(rng.randrange(1, 60), rng.randrange(1, 10**6), start := rng.randrange(10**6),
+                           start + rng.randrange(10**6), error=rng.random() < 0.1) for _ in range(rng.randrange(1, 20))]
+        store.add_spans(spans)
+        index.apply(store.drain_changes())
+        if round_ == 5:
+            index.set_sort(sort, now=False)
+            index.continue_sort(0.0)  # one slice; the rest after more changes
+        if round_ == 15:
+            while not index.continue_sort(0.0) and not index.sort_done:
+                pass
+        if round_ > 15:
+            expected = [t.trace_id for t in sorted(store, key=lambda t: (metric(t), t.seq), reverse=True)]
+            assert index.shown_trace_ids() == expected
+            assert index.sort == sort and index.sort_done
+
+
+def test_sort_by_tokens_ranks_the_innermost_llm_spans_and_keeps_the_selection() -> None:
+    store = TraceStore()
+    store.add_spans([
+        _llm_span(1, 1, 10, 20, tokens=500),
+        _llm_span(2, 2, 20, 30, tokens=90), _llm_span(2, 3, 21, 29, tokens=80, parent=2),  # wraps: 81 counts
+        _llm_span(3, 4, 30, 40),  # no tokens: last
+        _llm_span(4, 5, 40, 50, tokens=100),
+    ])
+    index = TraceListIndex(store)
+    expanded = format(4, "032x")
+    index.expand(expanded)
+    index.set_sort("tokens")
+    assert index.shown_trace_ids() == [format(n, "032x") for n in (1, 4, 2, 3)]
+    assert index.is_expanded(expanded) and index.row(2).key == (expanded, format(5, "016x"))
+    index.set_sort("newest")
+    assert index.shown_trace_ids() == [format(n, "032x") for n in (4, 3, 2, 1)]
+
+
+def test_a_sort_under_way_keeps_the_old_order_until_it_is_done() -> None:
+    store = TraceStore()
+    store.add_spans([_llm_span(n, n, n * 10, n * 10 + (1000 - n)) for n in range(1, 600)])
+    index = TraceListIndex(store)
+    before = index.shown_trace_ids()
+    index.set_sort("duration", now=False)
+    assert not index.continue_sort(0.0) and index.shown_trace_ids() == before and 0 < index.sort_progress < 1
+    index.continue_sort(None)
+    assert index.sort_done and index.shown_trace_ids() == before[::-1]

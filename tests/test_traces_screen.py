@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from textual.containers import VerticalScroll
 
 from support.app import FIXED_NOW, SIZE, cursor_text, detail_texts, screen_text, trace_list_lines, wait_until
 from support.demo_store import demo_store
@@ -133,7 +134,12 @@ async def test_help_lists_every_key_from_the_bindings() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        help_text = screen_text(app)
+        scroll, pages = app.screen.query_one(VerticalScroll), [screen_text(app)]
+        while scroll.scroll_y < scroll.max_scroll_y:  # the help is longer than the screen: read it all
+            scroll.scroll_page_down(animate=False)
+            await pilot.pause()
+            pages.append(screen_text(app))
+        help_text = "\n".join(pages)
         for key, what in [("/", "Filter"), ("e", "Errors only"), ("f", "Follow"), ("p", "Pause"), ("c", "Clear"),
                           ("q", "Quit"), ("PgUp", "Page up"), ("→ l", "Expand"), ("← h", "Collapse/parent")]:
             assert key in help_text and what in help_text, what
@@ -427,3 +433,54 @@ async def test_a_load_with_no_span_says_why_on_screen() -> None:
         await wait_until(pilot, lambda: len(notification_texts(app)) == 2)
         warning = notification_texts(app)[1]
         assert warning.startswith("Nothing to show: app.log: no spans") and "opentelemetry-instrument" in warning
+
+
+async def test_a_query_that_does_not_parse_is_shown_under_the_bar_and_keeps_the_filter() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("slash", *"status:error")
+        assert app.traces.trace_list.index.trace_count == 1
+        await pilot.press("space", *"dur>5")  # no unit yet: an error, and the filter stays the last that parsed
+        bar = app.traces.query_one("FilterBar")
+        assert bar.has_class("-invalid") and "column 14" in str(bar.border_subtitle)
+        assert "needs a unit" in str(bar.border_subtitle)
+        assert app.traces.filter_text == "status:error dur"
+        await pilot.press(*"00ms")  # dur>500ms: parses again
+        assert not bar.has_class("-invalid") and not bar.border_subtitle
+        assert app.traces.filter_text == "status:error dur>500ms"
+        assert [line.split()[1:3] for line in trace_list_lines(app)] == [["✖", "weather-api"]]
+
+
+async def test_an_expanded_trace_marks_its_matching_spans() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("slash", *"kind:client", "enter", "G", "enter")  # the oldest match, POST /ask, expanded
+        spans = [line for line in trace_list_lines(app) if "─" in line]
+        assert [("◆" in line, "ollama.chat" in line) for line in spans] == [(False, False), (True, True)]
+
+
+async def test_the_sort_key_cycles_keeps_the_selection_and_shows_in_the_header() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_shown(pilot)
+        await pilot.press("G", "k", "k")  # chat mistral, third oldest
+        assert cursor_text(app) == "trace:chat mistral"
+        await pilot.press("greater_than_sign")  # oldest first
+        assert "oldest first" in screen_text(app).splitlines()[0]
+        assert cursor_text(app) == "trace:chat mistral"
+        assert trace_list_lines(app)[0].split()[2:4] == ["POST", "/ask"]
+        await pilot.press("greater_than_sign")  # longest first: agent run (1.05 s) on top
+        assert "longest first" in screen_text(app).splitlines()[0]
+        assert cursor_text(app) == "trace:chat mistral"
+        assert "agent run" in trace_list_lines(app)[0]
+        await pilot.press("greater_than_sign")  # most tokens: agent run (120 + 45)
+        assert "most tokens first" in screen_text(app).splitlines()[0]
+        assert "agent run" in trace_list_lines(app)[0]
+        await pilot.press("greater_than_sign", "greater_than_sign")  # ttft, then errors first
+        assert "errors first" in screen_text(app).splitlines()[0]
+        assert "GET /forecast" in trace_list_lines(app)[0]
+        await pilot.press("greater_than_sign")  # back to newest first: the header says nothing of it
+        assert "first" not in screen_text(app).splitlines()[0]
+        assert cursor_text(app) == "trace:chat mistral"

@@ -7,7 +7,6 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, TabbedContent
 
-from support.app import wait_until
 from support.demo_store import CLOCK_NOW, demo_store
 from tui.app.present.header import Counts
 from tui.app.widgets.detail import DetailPane
@@ -132,8 +131,11 @@ async def test_an_expanded_huge_trace_keeps_the_selection_while_spans_arrive_and
     trace_list = TraceList(store, clock=lambda: CLOCK_NOW)
     async with await run(Host(trace_list), size=(100, 30)) as pilot:
         trace_list.apply_changes(store.drain_changes())
-        await pilot.press("enter", "l", *"j" * 105)  # the batch, step 0, its 99 tools, step 1, tools 1.2 to 1.5
-        selected = (trace_id, format(105, "016x"))
+        selected = (trace_id, format(105, "016x"))  # past the batch, step 0, its 99 tools, step 1, tools 1.2 to 1.4
+        await pilot.press("enter", "l", "pagedown", "pagedown", "pagedown")  # most of the way a page at a time
+        target = trace_list.index.position_of(*selected)
+        assert target is not None and target > trace_list.cursor
+        await pilot.press(*"j" * (target - trace_list.cursor))  # and the rest a row at a time
         assert trace_list.selected == selected and trace_list.current.span_row.span.name == "tool 1.5"
         seen_updating = False
         late = 0
@@ -146,7 +148,9 @@ async def test_an_expanded_huge_trace_keeps_the_selection_while_spans_arrive_and
             seen_updating |= trace_list.index.is_rebuilding(trace_id)
             await pilot.press("j", "k")
             assert trace_list.selected == selected
-        await wait_until(pilot, lambda: not trace_list.index.rebuilding)
+        while trace_list.index.rebuilding:  # the screen's tick gives it a slice each
+            trace_list.continue_rebuild()
+            await pilot.pause()
         assert seen_updating
         assert trace_list.selected == selected
         index = trace_list.index

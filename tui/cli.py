@@ -21,6 +21,7 @@ from tui.gc_policy import tune_gc
 DEFAULT_MAX_SPANS = 500_000
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl+C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command whose output was closed
 _PORT_FLAGS = {"gRPC": "--grpc-port", "HTTP": "--http-port"}
 #: The receivers' flags, all defaulting to None or False so that naming one on the command line is seen;
 #: the real defaults are filled in by :func:`_listen_defaults`. With ``--print --load`` any of them keeps
@@ -121,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "with --load, read the files, print them and end")
     out.add_argument("--json", action="store_true",
                      help="with --print: one OTLP/JSON span object per line, for jq")
+    out.add_argument("--filter", metavar="QUERY",
+                     help="with --print: only the traces with a span matching QUERY (with --json: only the "
+                          "matching spans); the filter bar's language: text, service:NAME, model:NAME, "
+                          "status:error, kind:client, dur>500ms, tokens>1000, ttft>1s, key=value, key~text, "
+                          "has:key, -term, OR"),
     return parser
 
 
@@ -241,6 +247,17 @@ def _prepare(argv: Sequence[str] | None) -> int | Callable[[], int]:
     commands = _commands(parser, args.run, command)
     if args.json and not args.print_mode:
         parser.error("--json only applies with --print")
+    query = None
+    if args.filter is not None:
+        if not args.print_mode:
+            parser.error("--filter applies with --print; in the app, type the query after /")
+        from tui.model.query import QueryError, parse
+
+        parsed = parse(args.filter)
+        if isinstance(parsed, QueryError):
+            print(f"ollama-tui: --filter {args.filter!r}: {parsed}", file=sys.stderr)
+            return EXIT_USAGE
+        query = parsed
     if args.no_grpc and args.no_http:
         parser.error("--no-grpc and --no-http together leave nothing to receive spans")
     if "-" in args.load and not args.print_mode:
@@ -283,7 +300,7 @@ def _prepare(argv: Sequence[str] | None) -> int | Callable[[], int]:
 
         return lambda: asyncio.run(run_print(config, max_spans=args.max_spans, as_json=args.json, load=sources,
                                              listen=listen, strict=args.strict, commands=commands,
-                                             follow_last=bool(command)))
+                                             follow_last=bool(command), query=query))
     if args.strict:
         parser.error("--strict works with --print --load; the app shows a damaged file's skipped lines as a warning")
     from tui.app.run import run_app
@@ -327,6 +344,9 @@ def _run(start: Callable[[], int]) -> int:
     except ProgramStartError as exc:  # the status a shell gives a command it cannot run (127: not found)
         print(f"ollama-tui: {exc}", file=sys.stderr)
         return exc.returncode
+    except BrokenPipeError:  # stdout closed under us (``| head``): nobody reads the rest, as with SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's last flush, quiet
+        return EXIT_BROKEN_PIPE
     except PortUnavailable as exc:
         flag = _PORT_FLAGS[exc.transport]
         print(f"ollama-tui: {exc}; choose another port with {flag} (0 picks a free one)", file=sys.stderr)

@@ -19,9 +19,10 @@ CLOCK_NOW = BASE_NS / 1e9 + 90
 _VOLATILE_RESOURCE_KEYS = {"service.instance.id", "telemetry.sdk.version"}
 
 
-def demo_store(max_spans: int = 100_000) -> TraceStore:
+def demo_store(max_spans: int = 100_000, traces: list | None = None) -> TraceStore:
+    """The demo traces (or ``traces``, each a list of SDK spans) with fixed ids and times."""
     store = TraceStore(max_spans)
-    for t, spans in enumerate(record_all()):
+    for t, spans in enumerate(record_all() if traces is None else traces):
         request = encode_spans(spans)
         ids: dict[bytes, bytes] = {}
         trace_id = (t + 1).to_bytes(16, "big")

@@ -126,6 +126,50 @@ def failing(tracer: trace.Tracer) -> None:
         root.set_status(trace.Status(trace.StatusCode.ERROR, "502 from upstream"))
 
 
+def agent_with_tools(tracer: trace.Tracer) -> None:
+    """A tool-using agent run in the current conventions: invoke_agent → chat (asks for a tool) →
+    execute_tool → chat (repeats the history, answers). The agent span carries the run's aggregated usage,
+    as strands does. Not in :data:`CONVENTIONS` (the demo store and its snapshots stay as they are)."""
+    user = {"role": "user", "parts": [{"type": "text", "content": QUESTION}]}
+    call = {"role": "assistant", "parts": [{"type": "tool_call", "id": "call_1", "name": "get_weather",
+                                            "arguments": {"location": "Paris"}}]}
+    result = {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1", "result": "rainy, 14 °C"}]}
+    answer = {"role": "assistant", "parts": [{"type": "text", "content": ANSWER}], "finish_reason": "stop"}
+    system = json.dumps([{"type": "text", "content": SYSTEM}])
+    with tracer.start_as_current_span("invoke_agent weather-agent") as agent:
+        agent.set_attributes({
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "weather-agent",
+            "gen_ai.provider.name": "ollama", "gen_ai.request.model": "qwen3", "gen_ai.system_instructions": system,
+            "gen_ai.input.messages": json.dumps([user]), "gen_ai.output.messages": json.dumps([answer]),
+            "gen_ai.usage.input_tokens": 260, "gen_ai.usage.output_tokens": 63,
+        })
+        with tracer.start_as_current_span("chat qwen3", kind=trace.SpanKind.CLIENT) as first:
+            first.set_attributes({
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "ollama", "gen_ai.request.model": "qwen3",
+                "gen_ai.response.model": "qwen3:8b", "gen_ai.usage.input_tokens": 120,
+                "gen_ai.usage.output_tokens": 18, "gen_ai.response.finish_reasons": ["tool_calls"],
+                "gen_ai.system_instructions": system, "gen_ai.input.messages": json.dumps([user]),
+                "gen_ai.output.messages": json.dumps([{**call, "finish_reason": "tool_calls"}]),
+            })
+            time.sleep(0.002)
+        with tracer.start_as_current_span("execute_tool get_weather") as tool:
+            tool.set_attributes({
+                "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather",
+                "gen_ai.tool.call.id": "call_1", "gen_ai.tool.call.arguments": json.dumps({"location": "Paris"}),
+                "gen_ai.tool.call.result": "rainy, 14 °C",
+            })
+            time.sleep(0.001)
+        with tracer.start_as_current_span("chat qwen3", kind=trace.SpanKind.CLIENT) as second:
+            second.set_attributes({
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "ollama", "gen_ai.request.model": "qwen3",
+                "gen_ai.response.model": "qwen3:8b", "gen_ai.usage.input_tokens": 140,
+                "gen_ai.usage.output_tokens": 45, "gen_ai.response.finish_reasons": ["stop"],
+                "gen_ai.system_instructions": system, "gen_ai.input.messages": json.dumps([user, call, result]),
+                "gen_ai.output.messages": json.dumps([answer]),
+            })
+            time.sleep(0.002)
+
+
 CONVENTIONS = {"openllmetry": openllmetry, "semconv": semconv, "events": events, "openinference": openinference,
                "malformed": malformed, "failing": failing}
 

@@ -6,6 +6,7 @@ from textual.app import App
 from textual.geometry import Size
 from textual.screen import Screen
 from textual.scroll_view import ScrollView
+from textual.widgets import OptionList
 
 
 def resize_scroll_area_in_place(view: ScrollView, size: Size) -> None:
@@ -23,3 +24,9 @@ def screen_lines(screen: Screen[object]) -> list[str]:
 def notification_texts(app: App[object]) -> list[str]:
     """The messages of the notifications on screen now, titles first (for tests)."""
     return [f"{note.title}: {note.message}" if note.title else note.message for note in app._notifications]
+
+
+def forget_option_heights(options: OptionList) -> None:
+    """Make ``options`` measure its items again: it caches each item's wrapped height at one width and
+    would draw a long item cut short (its last line lost) after the width changed."""
+    options._clear_caches()

@@ -27,6 +27,7 @@ from tui.app.present.header import Counts
 from tui.app.screens.confirm import ConfirmQuit, ConfirmScreen
 from tui.app.screens.help import HelpScreen
 from tui.app.screens.sources import SourcesScreen
+from tui.app.screens.stats import StatsScreen
 from tui.app.screens.telemetry import TelemetryScreen
 from tui.app.screens.value import ValueScreen
 from tui.app.services import Services
@@ -37,7 +38,9 @@ from tui.app.widgets.output import OutputPane
 from tui.app.widgets.status_line import StatusLine
 from tui.app.widgets.trace_list import TraceList
 from tui.model.live import IngestRates, RefreshPolicy
+from tui.model.query import QueryError, parse
 from tui.model.store import StoreChanges, Trace
+from tui.model.trace_list import SORTS
 from tui.programs import Program, ProgramStartError
 
 TICK_SECONDS = 0.05
@@ -60,6 +63,8 @@ class TracesScreen(Screen[None]):
         Binding("e", "toggle_errors", "Errors", tooltip="Errors only: traces with an error (toggle)",
                 id="traces.errors"),
         Binding("f", "toggle_follow", "Follow", tooltip="Follow the newest trace (toggle)", id="traces.follow"),
+        Binding("greater_than_sign", "cycle_sort", "Sort", tooltip="Sort the list: newest, oldest, longest, most "
+                "tokens, slowest first token, errors first (cycles)", show=False, id="traces.sort"),
         Binding("p", "toggle_pause", "Pause", tooltip="Pause: freeze the list while spans keep arriving (toggle)",
                 id="traces.pause"),
         Binding("t", "next_tab", "Next tab", show=False, id="traces.next_tab"),
@@ -75,6 +80,8 @@ class TracesScreen(Screen[None]):
         Binding("S", "save_shown", "Save all shown", show=False, id="traces.save_shown"),
         Binding("c", "clear", "Clear", show=False, id="traces.clear"),
         Binding("L", "telemetry", "Logs & metrics", show=False, id="traces.telemetry"),
+        Binding("number_sign", "stats", "Stats", tooltip="Stats per service and per model: rates, errors, "
+                "latency percentiles, tokens, over a window", show=False, id="traces.stats"),
         Binding("x", "sources", "Sources", tooltip="Sources: every exporter, what it sent, and why exports fail",
                 show=False, id="traces.sources"),
         Binding("a", "ask", "Ask (chat)", show=False, id="traces.ask"),
@@ -92,6 +99,9 @@ class TracesScreen(Screen[None]):
     counts: var[Counts] = var(Counts, init=False)
     #: Free text the list is filtered by ("" for none).
     filter_text = var("", init=False)
+    #: How the list is sorted (a key of ``SORTS``), and that as the header says it ("" for newest first).
+    sort = var("newest", init=False)
+    sort_label = var("", init=False)
     #: Only traces with an error are listed.
     errors_only = var(False, init=False)
     #: The list is frozen while spans keep arriving.
@@ -125,7 +135,7 @@ class TracesScreen(Screen[None]):
         receivers = self.services.receivers
         yield StatusLine(receivers.addresses, id="status").data_bind(
             TracesScreen.counts, TracesScreen.filter_text, TracesScreen.errors_only, TracesScreen.paused,
-            TracesScreen.following, TracesScreen.overloaded)
+            TracesScreen.following, TracesScreen.overloaded, sort=TracesScreen.sort_label)
         with Horizontal(id="main"):
             yield TraceList(self.services.store, clock=self.services.clock, id="traces")
             yield DetailPane(logs=receivers.ingest.log_store.events_for, id="detail")
@@ -186,13 +196,15 @@ class TracesScreen(Screen[None]):
     def tick(self) -> None:
         """Apply everything the store changed since the last tick, as one update."""
         trace_list = self.trace_list
-        if not trace_list.index.scan_done:
+        if not (trace_list.index.scan_done and trace_list.index.sort_done):
             trace_list.continue_filter()
             self.sample()
         now = time.monotonic()
         changes = self.policy.take(now)
         if changes:
             self._apply(changes)
+        if not self.paused:  # a paused list shows no span that arrived since, even in a trace being rebuilt
+            trace_list.continue_rebuild()
         if self.policy.detail_due(now):
             self._show_detail()
         output = self.output_pane
@@ -228,7 +240,8 @@ class TracesScreen(Screen[None]):
             traces=len(store), spans=store.span_count, spans_per_second=self.rates.spans_per_second,
             rejected=stats.total_spans_rejected, evicted=store.evicted_spans, capped=store.capped_spans,
             waiting=self.policy.waiting,
-            shown=index.trace_count, scanned=index.scan_progress, retries_asked=stats.retries_asked,
+            shown=index.trace_count, scanned=index.scan_progress, sorted=index.sort_progress,
+            retries_asked=stats.retries_asked,
             duplicates=stats.duplicate_spans, forwarding=self._forwarding(),
             save_error=recorder.error if (recorder := receivers.recorder) else "")
         self.overloaded = self.rates.overloaded(now)
@@ -312,7 +325,8 @@ class TracesScreen(Screen[None]):
 
     @on(Input.Changed, "FilterBar")
     def _filter_typed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value
+        if not isinstance(parse(event.value), QueryError):  # else the bar says why; the filter stays
+            self.filter_text = event.value
 
     @on(FilterBar.Closed)
     def _filter_closed(self) -> None:
@@ -339,6 +353,14 @@ class TracesScreen(Screen[None]):
         reason = "the display is paused (p)" if self.paused else "its spans have not arrived yet"
         self.notify(f"That turn's trace is not in the list: {reason}", timeout=3)
 
+    @on(DetailPane.ShowSpan)
+    def _show_step_span(self, event: DetailPane.ShowSpan) -> None:
+        """Enter on a Conversation step: select its span in the list (expanding its trace)."""
+        if self.trace_list.select(event.trace_id, event.span_id):
+            self.set_focus(self.trace_list)
+        else:
+            self.notify("That span is not in the list (filtered out, or the display is paused)", timeout=3)
+
     # --- actions -----------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -357,6 +379,17 @@ class TracesScreen(Screen[None]):
 
     def action_toggle_follow(self) -> None:
         self.trace_list.follow(not self.trace_list.following)
+
+    def action_cycle_sort(self) -> None:
+        """>: the next sort order; the selection stays on its trace."""
+        orders = list(SORTS)
+        self.sort = orders[(orders.index(self.sort) + 1) % len(orders)]
+
+    def watch_sort(self, sort: str) -> None:
+        self.trace_list.set_sort(sort)
+        self.sort_label = "" if sort == "newest" else SORTS[sort]
+        self.notify(f"Sorted {SORTS[sort]}", timeout=2)
+        self.sample()
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
@@ -555,7 +588,21 @@ class TracesScreen(Screen[None]):
         """The Sources screen's Enter: the list filtered to that service's traces."""
         if service:
             bar = self.query_one(FilterBar)
-            bar.value = f"service.name={service}"
+            plain = not any(c.isspace() or c in '"\\' for c in service)
+            escaped = service.replace("\\", "\\\\").replace('"', '\\"')
+            bar.value = f"service.name={service}" if plain else f'service.name="{escaped}"'  # one term, quoted
+            bar.open()
+            self.set_focus(self.trace_list)
+
+    def action_stats(self) -> None:
+        """#: figures per service and per model; Enter on a row filters the list to it."""
+        self.app.push_screen(StatsScreen(self.services.store, clock=self.services.clock), self._filter_query)
+
+    def _filter_query(self, query: str | None) -> None:
+        """The Stats screen's Enter: its query (``service:NAME``, ``model:NAME``) in the filter bar."""
+        if query:
+            bar = self.query_one(FilterBar)
+            bar.value = query
             bar.open()
             self.set_focus(self.trace_list)
 

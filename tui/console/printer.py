@@ -23,7 +23,9 @@ from tui.model.conventions import (
     REQUEST_MODEL,
     RESPONSE_MODEL,
 )
+from tui.model.conversation import LLM, conversation, conversation_lines, step_kind
 from tui.model.otlp_json import span_to_json
+from tui.model.query import Query
 from tui.model.span import Span, SpanKind
 from tui.model.store import Trace, TraceStore
 from tui.model.text import format_duration, format_value, safe_text, tree_guides
@@ -75,8 +77,12 @@ class TreePrinter:
         quiet_seconds: float = 0.5,
         orphan_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        query: Query | None = None,
     ) -> None:
+        """With a ``query`` (``--filter``), only traces with a span that matches it are printed (whole,
+        matching spans marked ◆); one that matches only once a late span arrives is printed then."""
         self.store = store
+        self._matches = query.span_test() if query is not None else None
         self.out = out
         self.style = _Style(color)
         self.quiet_seconds = quiet_seconds
@@ -106,8 +112,10 @@ class TreePrinter:
                 del self._last_change[trace_id]
         # The store reports changes as a set, whose order differs from run to run; the same input must
         # print the same way (diffs of CI logs, tests), so traces ready together go by start, then id.
+        matches = self._matches
         for trace in sorted(ready, key=lambda trace: (trace.start_ns, trace.trace_id)):
-            self._print_trace(trace)
+            if matches is None or trace.trace_id in self._printed or any(map(matches, trace.spans.values())):
+                self._print_trace(trace)
         self.out.flush()
 
     def _print_trace(self, trace: Trace) -> None:
@@ -133,11 +141,33 @@ class TreePrinter:
         for guide, row in fresh:
             lines.append(s("2", guide) + self._span_line(row.span, orphan=row.orphan, cycle=row.cycle))
             printed.add(row.span.span_id)
+        llm = any(step_kind(span) == LLM for span in trace.spans.values())
+        if llm and any(step_kind(row.span) for _, row in fresh):
+            lines.extend(self._conversation_lines(trace, updated=len(printed) > len(fresh)))
         self.out.write("\n".join(lines) + "\n")
+
+    def _conversation_lines(self, trace: Trace, *, updated: bool) -> list[str]:
+        """The trace's conversation under its tree, in the Conversation tab's shape (printed again, whole,
+        when late spans bring steps)."""
+        s = self.style
+        lines: list[str] = []
+        conv = conversation(trace)
+        if not conv.steps:  # no LLM call in it: the tree says all there is
+            return lines
+        for n, (depth, step) in enumerate(conversation_lines(conv)):
+            indent = "  " * (depth + 1)
+            for tone, text in step:
+                if n == 0 and updated:
+                    text += " (updated by late spans)"
+                code = _TONE_CODES.get(tone, "")
+                lines.append(indent + (s(code, safe_text(text)) if code else safe_text(text)))
+        return lines
 
     def _span_line(self, span: Span, *, orphan: bool, cycle: bool) -> str:
         s = self.style
         parts = [s("1", safe_text(span.name) or "(unnamed)"), format_duration(span.duration_ns)]
+        if self._matches is not None and self._matches(span):
+            parts[0] = s("35;1", "◆ ") + parts[0]
         if span.kind not in (SpanKind.UNSPECIFIED, SpanKind.INTERNAL):
             parts.append(s("2", span.kind.name.lower()))
         if span.is_error:
@@ -155,13 +185,25 @@ class TreePrinter:
         return "  ".join(parts)
 
 
+#: ANSI codes of the Conversation's tones (as the detail pane draws them: roles in their colours).
+_TONE_CODES = {"heading": "1;7", "title": "1", "note": "2", "muted": "2", "error": "31;1", "system": "35",
+               "user": "34", "assistant": "32", "tool": "33"}
+
+
 class JsonLinesPrinter:
     """``--print --json``: one OTLP/JSON span object per line, as soon as it arrives."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, query: Query | None = None) -> None:
+        """With a ``query`` (``--filter``), only the spans that match it, as they arrive (a span is not
+        held back to learn whether another span of its trace will match)."""
         self.out = out
+        self._matches = query.span_test() if query is not None else None
 
     def write(self, spans: list[Span]) -> None:
+        if self._matches is not None:
+            spans = list(filter(self._matches, spans))
+            if not spans:
+                return
         # json.dumps with ensure_ascii escapes every control character (C1 included): terminal-safe.
         self.out.write("".join(json.dumps(span_to_json(span)) + "\n" for span in spans))
         self.out.flush()

@@ -16,6 +16,7 @@ from typing import TextIO
 from tui.console.printer import JsonLinesPrinter, TreePrinter
 from tui.console.programs import print_output, print_problems, tell_problems, until_programs_end
 from tui.gc_policy import FullCollector
+from tui.model.query import Query
 from tui.model.store import TraceStore
 from tui.programs import ProgramSet, ProgramStartError
 from tui.receiver import OtlpReceivers, ReceiverConfig, ReceiverStats, SpanQueue, pump
@@ -27,13 +28,15 @@ POLL_SECONDS = 0.1
 
 async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool,
                     load: list[tuple[str, bytes]] | None = None, listen: bool = True, strict: bool = False,
-                    commands: list[list[str]] | None = None, follow_last: bool = False) -> int:
+                    commands: list[list[str]] | None = None, follow_last: bool = False,
+                    query: Query | None = None) -> int:
     """``load`` is the ``--load`` files' (name, bytes). With ``listen`` False the program ends once they are
     printed (``config`` then names no port: nothing listens). ``strict``: a damaged part of a file is an
     error (status 2) rather than skipped with a warning. ``commands`` are run with their exporters pointed
     here (each ``--run``, then ``-- COMMAND``); the exit status is then theirs. With ``follow_last`` the last
     one is the ``-- COMMAND``: the run ends when it does (the ``--run`` servers beside it are then stopped)
-    and its status is ours, as ``--run 'ollama serve' -- pytest`` needs."""
+    and its status is ours, as ``--run 'ollama serve' -- pytest`` needs. ``query`` (``--filter``): only the
+    traces (trees) with a span that matches it, or (``--json``) the matching spans, are printed."""
     receivers = OtlpReceivers(config)
     recorder = receivers.recorder
     if recorder is not None:  # said once, when it happens (from the writer thread), and again at exit
@@ -55,11 +58,11 @@ async def run_print(config: ReceiverConfig, *, max_spans: int, as_json: bool,
     doctor = asyncio.create_task(tell_problems(receivers.doctor, sys.stderr))
     loaded = asyncio.Event()
     if as_json:
-        json_printer = JsonLinesPrinter(sys.stdout)
+        json_printer = JsonLinesPrinter(sys.stdout, query)
         worker = asyncio.create_task(_print_json(receivers.queue, json_printer))
         flush = lambda: _drain_json(receivers.queue, json_printer)  # noqa: E731
     else:
-        printer = TreePrinter(store, sys.stdout, color=sys.stdout.isatty())
+        printer = TreePrinter(store, sys.stdout, color=sys.stdout.isatty(), query=query)
         worker = asyncio.create_task(_print_trees(receivers.queue, store, printer, loaded))
         flush = lambda: _drain_trees(receivers.queue, store, printer)  # noqa: E731
     try:

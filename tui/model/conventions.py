@@ -21,12 +21,34 @@ LLM_PREFIXES: Final = (GENAI_PREFIX, "llm.")
 OPERATION_NAME: Final = "gen_ai.operation.name"
 OPERATION_KEYS: Final = (OPERATION_NAME, "llm.request.type")
 
+#: Operation names of one request to a model (GenAI conventions, OpenLLMetry's ``llm.request.type``).
+MODEL_OPERATIONS: Final = frozenset({"chat", "text_completion", "generate_content", "completion", "embeddings", "llm"})
+#: Operation names of an agent run, and of one tool execution.
+AGENT_OPERATIONS: Final = frozenset({"invoke_agent", "create_agent"})
+EXECUTE_TOOL_OPERATION: Final = "execute_tool"
+#: An agent's and a tool's names, a tool call's id, arguments and result, and an agent or chain step's input
+#: and output, in every convention (GenAI, pydantic-ai, strands, OpenInference, Traceloop).
+AGENT_NAME_KEYS: Final = ("gen_ai.agent.name", "agent_name", "agent.name")
+TOOL_NAME_KEYS: Final = ("gen_ai.tool.name", "tool.name", "tool_name")
+TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+TOOL_ARGUMENT_KEYS: Final = ("gen_ai.tool.call.arguments", "tool_arguments", "input.value", "traceloop.entity.input")
+TOOL_RESULT_KEYS: Final = ("gen_ai.tool.call.result", "tool_response", "output.value", "traceloop.entity.output")
+STEP_INPUT_KEYS: Final = ("input.value", "traceloop.entity.input")
+STEP_OUTPUT_KEYS: Final = ("final_result", "output.value", "traceloop.entity.output")
+ERROR_TYPE: Final = "error.type"
+#: Traceloop's span kind attribute (``workflow``, ``task``, ``agent``, ``tool``).
+TRACELOOP_SPAN_KIND: Final = "traceloop.span.kind"
+
 PROVIDER_NAME: Final = "gen_ai.provider.name"
 PROVIDER_KEYS: Final = (PROVIDER_NAME, "gen_ai.system", "llm.provider", "llm.system")
 
 REQUEST_MODEL: Final = "gen_ai.request.model"
 LLM_MODEL_NAME: Final = "llm.model_name"
 REQUEST_MODEL_KEYS: Final = (REQUEST_MODEL, LLM_MODEL_NAME, "llm.request.model")
+
+#: The model an agent span names (pydantic-ai's ``invoke_agent``); read for the LLM view only, not for the
+#: trace row (whose model comes from the calls).
+AGENT_MODEL_KEYS: Final = ("model_name",)
 
 RESPONSE_MODEL: Final = "gen_ai.response.model"
 RESPONSE_MODEL_KEYS: Final = (RESPONSE_MODEL, "llm.response.model")
@@ -48,9 +70,15 @@ COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
 OUTPUT_TOKENS_KEYS: Final = (OUTPUT_TOKENS, COMPLETION_TOKENS, "llm.usage.completion_tokens",
                              "llm.token_count.completion")
 
+#: An agent span's usage summed over its run (pydantic-ai); read for the LLM view only, never summed with
+#: the calls' own counts.
+AGGREGATED_INPUT_TOKENS_KEYS: Final = ("gen_ai.aggregated_usage.input_tokens",)
+AGGREGATED_OUTPUT_TOKENS_KEYS: Final = ("gen_ai.aggregated_usage.output_tokens",)
+
 TOTAL_TOKENS_KEYS: Final = ("llm.usage.total_tokens", "gen_ai.usage.total_tokens", "llm.token_count.total")
 
-#: Seconds from the request to the first streamed token.
+#: Seconds from the request to the first streamed token (strands sends ``gen_ai.server.time_to_first_token``
+#: in milliseconds: :func:`tui.model.genai.first_token_seconds` is the one rule that tells).
 TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
 TTFT_KEYS: Final = (TIME_TO_FIRST_CHUNK, "gen_ai.server.time_to_first_token", "llm.response.time_to_first_token")
 
@@ -85,6 +113,8 @@ MESSAGE_EVENTS: Final[Mapping[str, str]] = MappingProxyType({
     "gen_ai.tool.message": "tool",
 })
 CHOICE_EVENT: Final = "gen_ai.choice"
+#: Where a log record names its event when it has no ``event_name`` field (older SDKs, OpenLLMetry).
+EVENT_NAME_ATTRIBUTE: Final = "event.name"
 #: One event carrying the whole exchange, with the same attributes as the span-level messages.
 DETAILS_EVENT: Final = "gen_ai.client.inference.operation.details"
 

@@ -10,6 +10,13 @@ Instrumentations disagree on where prompts, completions and token counts live. O
 4. OpenInference's ``llm.input_messages.N.message.*`` / ``llm.output_messages.N.message.*``, then
    ``input.value`` / ``output.value``.
 
+Message content may also be a list of content blocks (strands-agents / Bedrock Converse: ``[{"text": …}]``,
+``toolUse`` and ``toolResult`` blocks; OpenAI / Anthropic ``{"type": "text"}`` parts), as structured data or
+as JSON text: :func:`content` reads them into text, tool calls and the call a result answers.
+
+What the span is (:attr:`GenAIView.kind`): a model call, an agent run, a chain step or a tool execution.
+Only a model call has a prompt and a completion; the others have an input and an output.
+
 Malformed JSON never raises: the raw text is shown as the message instead.
 """
 
@@ -22,8 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui.model.conventions import (
+    AGENT_MODEL_KEYS,
+    AGENT_OPERATIONS,
+    AGGREGATED_INPUT_TOKENS_KEYS,
+    AGGREGATED_OUTPUT_TOKENS_KEYS,
     CHOICE_EVENT,
     DETAILS_EVENT,
+    EXECUTE_TOOL_OPERATION,
     FINISH_REASONS,
     FIRST_TOKEN_EVENTS,
     GENAI_PREFIX,
@@ -33,6 +45,7 @@ from tui.model.conventions import (
     LLM_MARKERS,
     LLM_PREFIXES,
     MESSAGE_EVENTS,
+    MODEL_OPERATIONS,
     OLLAMA_TIMINGS,
     OPENINFERENCE_INPUT,
     OPENINFERENCE_OUTPUT,
@@ -49,6 +62,7 @@ from tui.model.conventions import (
     SUMMARY_MODEL_KEYS,
     SYSTEM_INSTRUCTIONS,
     TOTAL_TOKENS_KEYS,
+    TRACELOOP_SPAN_KIND,
     TTFT_KEYS,
 )
 from tui.model.span import Attributes, AttrValue, Event, Span
@@ -58,6 +72,13 @@ _OPENINFERENCE = re.compile(
     rf"^({re.escape(OPENINFERENCE_INPUT)}|{re.escape(OPENINFERENCE_OUTPUT)})\.(\d+)\.message\.(.+)$")
 _FLAT_TOOL = re.compile(r"^tool_calls\.(\d+)\.(.+)$")
 _OI_TOOL = re.compile(r"^tool_calls\.(\d+)\.tool_call\.(?:function\.)?(.+)$")
+
+#: What a span is (:attr:`GenAIView.kind`): one request to a model, an agent run, a step of a chain or
+#: workflow (a framework's span, LangChain's CHAIN), one tool execution.
+MODEL_CALL = "llm"
+AGENT = "agent"
+CHAIN = "chain"
+TOOL_EXECUTION = "tool"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +107,8 @@ class Message:
         lines = [self.content] if self.content else []
         if self.tool_call_id:
             lines.insert(0, f"(result of tool call {self.tool_call_id})")
+        elif self.role == "tool" and not self.tool_calls:
+            lines.insert(0, "(tool result)")
         lines.extend(f"→ tool call: {call.describe()}" for call in self.tool_calls)
         return "\n".join(lines)
 
@@ -106,7 +129,11 @@ class GenAIView:
     output_tokens: int | None = None
     total_tokens_reported: int | None = None
     time_to_first_token_s: float | None = None
+    #: Why the time to first token is shown converted, or not at all (see :func:`first_token_seconds`).
+    time_to_first_token_note: str = ""
     duration_s: float = 0.0
+    #: :data:`MODEL_CALL`, :data:`AGENT`, :data:`CHAIN` or :data:`TOOL_EXECUTION` (see :func:`span_kind`).
+    kind: str = MODEL_CALL
     #: Ollama's own timings from the final chunk (seconds), when the span carries them.
     ollama_timings: dict[str, float] = field(default_factory=dict)
     #: Other ``gen_ai.*`` / ``llm.*`` attributes not consumed above (request parameters and so on).
@@ -117,6 +144,11 @@ class GenAIView:
     @property
     def model(self) -> str:
         return self.response_model or self.request_model
+
+    @property
+    def is_model_call(self) -> bool:
+        """Whether the span is one request to a model (its messages are a prompt and a completion)."""
+        return self.kind == MODEL_CALL
 
     @property
     def total_tokens(self) -> int | None:
@@ -143,16 +175,16 @@ class GenAIView:
         if not is_llm_span(span) and not any(e.name.startswith(GENAI_PREFIX) for e in log_events):
             return None
         a = span.attributes
-        view = cls(duration_s=span.duration_ns / 1e9)
+        view = cls(duration_s=span.duration_ns / 1e9, kind=span_kind(a))
         view.operation = _first_str(a, *OPERATION_KEYS) or _openinference_kind(a)
         view.provider = _first_str(a, *PROVIDER_KEYS)
-        view.request_model = _first_str(a, *REQUEST_MODEL_KEYS)
+        view.request_model = _first_str(a, *REQUEST_MODEL_KEYS, *AGENT_MODEL_KEYS)
         view.response_model = _first_str(a, *RESPONSE_MODEL_KEYS)
-        view.input_tokens = _first_int(a, *INPUT_TOKENS_KEYS)
-        view.output_tokens = _first_int(a, *OUTPUT_TOKENS_KEYS)
+        view.input_tokens = _first_int(a, *INPUT_TOKENS_KEYS, *AGGREGATED_INPUT_TOKENS_KEYS)
+        view.output_tokens = _first_int(a, *OUTPUT_TOKENS_KEYS, *AGGREGATED_OUTPUT_TOKENS_KEYS)
         view.total_tokens_reported = _first_int(a, *TOTAL_TOKENS_KEYS)
         view.finish_reasons = _strings(a.get(FINISH_REASONS))
-        view.time_to_first_token_s = _time_to_first_token(span)
+        view.time_to_first_token_s, view.time_to_first_token_note = _time_to_first_token(span)
         view.ollama_timings = _ollama_timings(a)
 
         events = (*span.events, *log_events)
@@ -167,10 +199,32 @@ class GenAIView:
                 view.output = outputs
                 if source not in view.sources:
                     view.sources.append(source)
+        if view.system and view.input:  # OpenLIT sends the instructions again as a system message
+            instructions = set(view.system)
+            view.input = [m for m in view.input
+                          if not (m.role == "system" and not m.tool_calls and m.content in instructions)]
         if not view.finish_reasons:
             view.finish_reasons = [m.finish_reason for m in view.output if m.finish_reason]
         view.other = {k: v for k, v in a.items() if _is_other(k)}
         return view
+
+
+def span_kind(a: Attributes) -> str:
+    """What the span is, from its operation name or OpenInference / Traceloop span kind: a tool execution,
+    an agent run, a model call, or (any other operation or kind: LangChain's CHAIN, strands'
+    ``execute_event_loop_cycle``, a Traceloop workflow) a chain step. A span naming none is a model call."""
+    operation = _first_str(a, *OPERATION_KEYS)
+    oi_kind = a.get(OPENINFERENCE_SPAN_KIND)
+    traceloop = a.get(TRACELOOP_SPAN_KIND)
+    if operation == EXECUTE_TOOL_OPERATION or oi_kind == "TOOL" or traceloop == "tool":
+        return TOOL_EXECUTION
+    if operation in AGENT_OPERATIONS or oi_kind == "AGENT" or traceloop == "agent":
+        return AGENT
+    if operation in MODEL_OPERATIONS or oi_kind in ("LLM", "EMBEDDING"):
+        return MODEL_CALL
+    if operation or (isinstance(oi_kind, str) and oi_kind) or traceloop in ("workflow", "task"):
+        return CHAIN
+    return MODEL_CALL
 
 
 def is_llm_span(span: Span) -> bool:
@@ -242,7 +296,7 @@ def _semconv_messages(value: AttrValue) -> list[Message]:
                                           str(part.get("id", "") or "")))
                 elif kind == "tool_call_response":
                     call_id = str(part.get("id", "") or "").strip()
-                    texts.append(_json_text(part.get("result", part.get("response"))))
+                    texts.append(content(part.get("result", part.get("response")))[0])
                 elif "content" in part:
                     texts.append(_json_text(part.get("content")))
                 else:
@@ -272,26 +326,123 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def content(value: Any) -> tuple[str, tuple[ToolCall, ...], str]:
+    """A message's content as (text, tool calls, id of the tool call it answers): plain text as is, a list
+    of content blocks (structured, or as JSON text) read block by block, other data as JSON."""
+    if isinstance(value, str):
+        if value[:1] == "[" or value.lstrip()[:1] == "[":
+            try:
+                data = json.loads(value)
+            except ValueError:
+                return value, (), ""
+            read = _blocks(data)
+            if read is not None:
+                return read
+        return value, (), ""
+    data = _plain(value)
+    if data is None or data == {} or data == []:
+        return "", (), ""
+    read = _blocks(data)
+    return read if read is not None else (_json_text(data), (), "")
+
+
+def _blocks(data: Any) -> tuple[str, tuple[ToolCall, ...], str] | None:
+    """Content blocks (strands / Bedrock ``text`` / ``toolUse`` / ``toolResult``, Anthropic ``tool_use`` /
+    ``tool_result``, ``{"type": "text"}`` parts); None when ``data`` is no list of known blocks."""
+    if not isinstance(data, list) or not data or not all(isinstance(block, dict) for block in data):
+        return None
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    answers = ""
+    known = False
+    for block in data:
+        kind = block.get("type")
+        use = block.get("toolUse")
+        result = block.get("toolResult")
+        if isinstance(use, dict):
+            calls.append(ToolCall(str(use.get("name", "")), _json_text(use.get("input")),
+                                  str(use.get("toolUseId", "") or "")))
+        elif isinstance(result, dict):
+            answers = str(result.get("toolUseId", "") or "")
+            texts.append(content(result.get("content"))[0])
+        elif kind in ("tool_use", "tool_call"):
+            calls.append(ToolCall(str(block.get("name", "")), _json_text(block.get("input", block.get("arguments"))),
+                                  str(block.get("id", "") or "")))
+        elif kind in ("tool_result", "tool_call_response"):
+            answers = str(block.get("tool_use_id", block.get("id", "")) or "")
+            texts.append(content(block.get("content", block.get("response", block.get("result"))))[0])
+        elif isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        elif kind == "text" and "content" in block:
+            texts.append(_json_text(block["content"]))
+        elif "json" in block:
+            texts.append(_json_text(block["json"]))
+        else:
+            texts.append(json.dumps(block, ensure_ascii=False))
+            continue
+        known = True
+    return ("\n".join(text for text in texts if text), tuple(calls), answers) if known else None
+
+
 # --- convention 2: GenAI events on the span ---------------------------------------------------------
 
-def _from_events(_span: Span, events: tuple[Event, ...]) -> tuple[list[str], list[Message], list[Message]]:
-    """GenAI events on the span, and log records naming the span (the same fields, as events)."""
+def _from_events(span: Span, events: tuple[Event, ...]) -> tuple[list[str], list[Message], list[Message]]:
+    """GenAI events on the span, and log records naming the span (the same fields, as events).
+
+    On a tool execution (strands' ``execute_tool``) the ``gen_ai.tool.message`` event carries the call's
+    arguments and the ``gen_ai.choice`` event its result."""
     system: list[str] = []
     inputs: list[Message] = []
     outputs: list[Message] = []
+    tool = span_kind(span.attributes) == TOOL_EXECUTION
     for event in sorted(events, key=lambda e: e.time_ns):
         a = event.attributes
         if event.name == DETAILS_EVENT:
             s, i, o = _semconv(a.get)
             system, inputs, outputs = system or s, inputs or i, outputs or o
         elif event.name in MESSAGE_EVENTS:
-            inputs.append(_event_message(MESSAGE_EVENTS[event.name], a))
+            if tool and MESSAGE_EVENTS[event.name] == "tool":
+                inputs.append(Message("arguments", content(a.get("content"))[0]))
+            else:
+                inputs.append(_event_message(MESSAGE_EVENTS[event.name], a))
         elif event.name == CHOICE_EVENT:
-            message = _structured(a.get("message"))
-            fields = message if isinstance(message, dict) else {"content": a.get("content", "")}
+            fields = _choice_fields(a)
+            if tool:
+                outputs.append(Message("result", content(fields.get("content"))[0]))
+                continue
             outputs.append(_event_message(str(fields.get("role") or "assistant"), fields,
                                           finish_reason=str(a.get("finish_reason", "") or "")))
     return system, inputs, outputs
+
+
+def event_message(event: Event) -> Message | None:
+    """The message a GenAI message or choice event carries (a log record's, as :meth:`LogRecord.as_event`
+    gives it), None for any other event."""
+    a = event.attributes
+    if event.name in MESSAGE_EVENTS:
+        return _event_message(MESSAGE_EVENTS[event.name], a)
+    if event.name == CHOICE_EVENT:
+        fields = _choice_fields(a)
+        return _event_message(str(fields.get("role") or "assistant"), fields, str(a.get("finish_reason", "") or ""))
+    return None
+
+
+def _choice_fields(a: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``gen_ai.choice`` event's message: a map (its role, content, tool calls), or content alone (text or
+    blocks, as strands sends it); ``tool_calls`` beside ``message`` (OpenLLMetry) belong to it."""
+    message: Any = a.get("message")
+    if isinstance(message, str) and message.lstrip()[:1] == "{":
+        parsed = _structured(message)
+        message = parsed if isinstance(parsed, dict) else message
+    if isinstance(message, dict):
+        fields = dict(message)
+    elif message is not None:
+        fields = {"content": message}
+    else:
+        fields = {"content": a.get("content", "")}
+    if not fields.get("tool_calls") and a.get("tool_calls"):
+        fields["tool_calls"] = a["tool_calls"]
+    return fields
 
 
 def _event_message(default_role: str, a: Mapping[str, Any], finish_reason: str = "") -> Message:
@@ -304,8 +455,9 @@ def _event_message(default_role: str, a: Mapping[str, Any], finish_reason: str =
                 fn = function if isinstance(function, dict) else call
                 tool_calls.append(ToolCall(str(fn.get("name", "")), _json_text(fn.get("arguments")),
                                            str(call.get("id", "") or "")))
-    return Message(str(a.get("role") or default_role), _json_text(_plain(a.get("content"))), tuple(tool_calls),
-                   str(a.get("id", "") or ""), finish_reason)
+    text, block_calls, answers = content(a.get("content"))
+    return Message(str(a.get("role") or default_role), text, (*tool_calls, *block_calls),
+                   str(a.get("id", "") or "") or answers, finish_reason)
 
 
 # --- conventions 3 and 4: flattened indexed attributes ---------------------------------------------
@@ -327,11 +479,12 @@ def _flat_message(fields: Mapping[str, AttrValue], default_role: str, tool_patte
             calls.setdefault(int(match.group(1)), {})[match.group(2)] = _json_text(_plain(value))
     tool_calls = tuple(ToolCall(c.get("name", ""), c.get("arguments", ""), c.get("id", ""))
                        for _, c in sorted(calls.items()))
+    text, block_calls, answers = content(fields.get("content"))
     return Message(
         str(fields.get("role") or default_role),
-        _json_text(_plain(fields.get("content"))),
-        tool_calls,
-        str(fields.get("tool_call_id", "") or ""),
+        text,
+        (*tool_calls, *block_calls),
+        str(fields.get("tool_call_id", "") or "") or answers,
         str(fields.get("finish_reason", "") or ""),
     )
 
@@ -375,7 +528,7 @@ _CONSUMED_PREFIXES = tuple(f"{prefix}." for prefix in (OPENLLMETRY_PROMPT, OPENL
 _CONSUMED = frozenset({
     *OPERATION_KEYS, *PROVIDER_KEYS, *REQUEST_MODEL_KEYS, *RESPONSE_MODEL_KEYS, *INPUT_TOKENS_KEYS,
     *OUTPUT_TOKENS_KEYS, *TOTAL_TOKENS_KEYS, FINISH_REASONS, SYSTEM_INSTRUCTIONS, INPUT_MESSAGES, OUTPUT_MESSAGES,
-    *TTFT_KEYS,
+    *TTFT_KEYS, *AGGREGATED_INPUT_TOKENS_KEYS, *AGGREGATED_OUTPUT_TOKENS_KEYS,
 })
 
 
@@ -417,16 +570,31 @@ def _openinference_kind(a: Attributes) -> str:
     return str(kind).lower() if kind else ""
 
 
-def _time_to_first_token(span: Span) -> float | None:
-    """Seconds from the span's start to the first token: an attribute if given, else a first-token event."""
+def first_token_seconds(value: float, duration_s: float) -> tuple[float | None, str]:
+    """The one rule for a reported time to first token, as (seconds or None, note): it cannot be longer
+    than its span, so a value longer than the span in seconds but not in milliseconds (strands sends
+    ``gen_ai.server.time_to_first_token`` in ms) is milliseconds; anything still longer than the span,
+    or negative, is not shown (None), and the note says what was sent."""
+    if value < 0:
+        return None, f"sent {value:g}: negative"
+    if value <= duration_s:
+        return value, ""
+    if value <= duration_s * 1000:
+        return value / 1000, f"sent {value:g}, read as milliseconds"
+    return None, f"sent {value:g}: longer than the span ({duration_s:.3f}s) in seconds and in milliseconds"
+
+
+def _time_to_first_token(span: Span) -> tuple[float | None, str]:
+    """Seconds from the span's start to the first token, and a note when the value sent was not taken as
+    is: an attribute if given (through :func:`first_token_seconds`), else a first-token event."""
     for key in TTFT_KEYS:
         value = span.attributes.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            return first_token_seconds(float(value), span.duration_ns / 1e9)
     for event in span.events:
         if event.name in FIRST_TOKEN_EVENTS:
-            return max(0, event.time_ns - span.start_ns) / 1e9
-    return None
+            return max(0, event.time_ns - span.start_ns) / 1e9, ""
+    return None, ""
 
 
 def _ollama_timings(a: Attributes) -> dict[str, float]:
@@ -468,4 +636,5 @@ def summarize(usages: Iterable[UsageSummary]) -> tuple[str, int | None, int | No
     return model, tokens_in, tokens_out
 
 
-__all__ = ["Event", "GenAIView", "Message", "ToolCall", "UsageSummary", "is_llm_span", "summarize"]
+__all__ = ["AGENT", "CHAIN", "MODEL_CALL", "TOOL_EXECUTION", "Event", "GenAIView", "Message", "ToolCall",
+           "UsageSummary", "content", "event_message", "first_token_seconds", "is_llm_span", "span_kind", "summarize"]

@@ -19,7 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from tui.model.conventions import EVENT_NAME_ATTRIBUTE
+from tui.model.genai import event_message
 from tui.model.span import Attributes, AttrValue, Event, Resource, Span
+from tui.model.text import format_value
 
 MIB = 1024 * 1024
 #: Bytes of log records held in all (as :func:`stored_size` counts them); the oldest go first beyond it.
@@ -93,10 +96,16 @@ class LogRecord:
     cut_bytes: int = 0
 
     @property
+    def event(self) -> str:
+        """The event the record reports: its ``event_name`` field, else its ``event.name`` attribute ("" for a
+        plain log line)."""
+        legacy = self.attributes.get(EVENT_NAME_ATTRIBUTE)
+        return self.event_name or (legacy if isinstance(legacy, str) else "")
+
+    @property
     def name(self) -> str:
         """The event name (``gen_ai.user.message``), else the severity, for display."""
-        legacy = self.attributes.get("event.name")
-        return self.event_name or (legacy if isinstance(legacy, str) else "") or self.severity_text or "log"
+        return self.event or self.severity_text or "log"
 
     def as_event(self) -> Event:
         """The record as a span event: GenAI log events carry their message fields in the body."""
@@ -108,6 +117,19 @@ class LogRecord:
         if self.cut_bytes:
             fields[CUT_NOTE_KEY] = cut_note(self.cut_bytes)
         return Event(self.name, self.time_ns, fields)
+
+
+def readable_body(record: LogRecord) -> str:
+    """A record's body on one line: a GenAI message or choice event as ``role: text`` (tool calls as calls,
+    content blocks read), a map as ``key: value`` pairs, text as is. Untrusted: shown through ``safe_text``."""
+    message = event_message(record.as_event()) if record.event else None
+    if message is not None:
+        text = message.text().replace("\n", " ↵ ")
+        finish = f" (finish {message.finish_reason})" if message.finish_reason else ""
+        return f"{message.role}{finish}: {text}"
+    if isinstance(record.body, dict):
+        return " · ".join(f"{key}: {format_value(value)}" for key, value in record.body.items())
+    return format_value(record.body)
 
 
 def cut_note(cut_bytes: int) -> str:

@@ -9,8 +9,6 @@ benchmarked without a UI.
 
 from __future__ import annotations
 
-import re
-import struct
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Generator, Iterable, Mapping
@@ -19,9 +17,12 @@ from itertools import accumulate, islice
 
 from tui.model.conventions import USAGE_MARKERS
 from tui.model.genai import GenAIView, UsageSummary, summarize
-from tui.model.span import AttrValue, Event, Resource, Span
+from tui.model.query import MIN_ID_PREFIX, Query, QueryError, SpanTest, parse, span_tokens, span_ttft
+from tui.model.span import Event, Span
 from tui.model.store import LARGE_TRACE_SPANS, ROW_SLICE, StoreChanges, Trace, TraceStore, TreeRow
-from tui.model.text import format_value
+
+__all__ = ["MIN_ID_PREFIX", "SORTS", "ListRow", "Query", "QueryError", "TraceListIndex", "TraceSummary",
+           "display_rows", "llm_spans", "order_key", "sort_key", "usage_spans"]
 
 #: Low bits of an order key that hold the trace's arrival number (see :func:`order_key`).
 _SEQ_BITS = 40
@@ -29,13 +30,97 @@ _SEQ_MASK = (1 << _SEQ_BITS) - 1
 
 
 def order_key(trace: Trace) -> int:
-    """Where a trace sorts in the list: by start time, ties (and equal clocks) by arrival.
+    """Where a trace sorts in the list by default (newest first): by start time, ties (and equal clocks)
+    by arrival.
 
     One int, ``start_ns · 2⁴⁰ + seq``, rather than a tuple: keys are compared on every lookup and
     kept for every trace, and a small int compares faster and weighs less than a pair. Unique,
-    because ``seq`` is (it stays below 2⁴⁰: a trillion traces).
+    because ``seq`` is (it stays below 2⁴⁰: a trillion traces). Every sort's key has this shape,
+    ``metric · 2⁴⁰ + seq`` with the metric ≥ 0, and the list shows the highest key first.
     """
     return (trace.start_ns << _SEQ_BITS) + trace.seq
+
+
+#: The list's sort orders, in the order the sort key cycles through them, with what the header says.
+SORTS: dict[str, str] = {
+    "newest": "newest first",
+    "oldest": "oldest first",
+    "duration": "longest first",
+    "tokens": "most tokens first",
+    "ttft": "slowest first token first",
+    "errors": "errors first",
+}
+_LAST_NS = (1 << 64) - 1
+#: Above this many spans a trace's token or time-to-first-token figure is kept and extended as spans
+#: arrive, instead of being read again from every span.
+_METRIC_CACHE_SPANS = 64
+
+
+def sort_key(sort: str) -> Callable[[Trace], int]:
+    """The key function of a sort (see :data:`SORTS`): ``metric · 2⁴⁰ + seq``, highest shown first.
+    Token counts and times to first token are read from the spans' bytes, not decoded; a trace with
+    none sorts after every trace with one."""
+    if sort == "oldest":
+        return lambda t: ((_LAST_NS - t.start_ns) << _SEQ_BITS) + t.seq
+    if sort == "duration":
+        return lambda t: (max(0, t.end_ns - t.start_ns) << _SEQ_BITS) + t.seq
+    if sort == "errors":
+        return lambda t: ((((t.error_count > 0) << 64) + t.start_ns) << _SEQ_BITS) + t.seq
+    if sort == "tokens":
+        metrics = _TraceMetrics(_tokens_of)
+        return lambda t: (metrics.value(t) << _SEQ_BITS) + t.seq
+    if sort == "ttft":
+        metrics = _TraceMetrics(_ttft_of)
+        return lambda t: (metrics.value(t) << _SEQ_BITS) + t.seq
+    return order_key
+
+
+def _tokens_of(trace: Trace, spans: Iterable[Span], found: list[tuple[Span, UsageSummary]]) -> int:
+    """Input + output tokens summed over the trace's innermost LLM spans (what its row shows), plus one;
+    0 without any. ``found`` collects the LLM spans among ``spans`` (the new ones)."""
+    for span in spans:
+        tokens_in, tokens_out, _ = span_tokens(span)
+        if tokens_in is not None or tokens_out is not None:
+            found.append((span, UsageSummary("", tokens_in, tokens_out)))
+    if not found:
+        return 0
+    return 1 + sum((u.input_tokens or 0) + (u.output_tokens or 0) for _, u in _innermost(trace, found))
+
+
+def _ttft_of(trace: Trace, spans: Iterable[Span], found: list[tuple[Span, UsageSummary]]) -> int:
+    """The longest time to first token among the trace's spans, in µs, plus one; 0 without any. ``found``
+    keeps the longest so far as its only entry's input tokens."""
+    best = found[0][1].input_tokens if found else None
+    for span in spans:
+        seconds = span_ttft(span)
+        if seconds is not None:
+            micros = max(0, round(seconds * 1e6))
+            if best is None or micros > best:
+                best = micros
+                found[:] = [(span, UsageSummary("", best, None))]
+    return 0 if best is None else best + 1
+
+
+class _TraceMetrics:
+    """A per-trace figure for a sort, extended with each trace's new spans for large traces (spans are
+    only appended; a replaced one means a rescan) and computed afresh for small ones (not kept: a cache
+    entry for each of a million traces would cost more than the reading)."""
+
+    def __init__(self, compute: Callable[[Trace, Iterable[Span], list[tuple[Span, UsageSummary]]], int]) -> None:
+        self.compute = compute
+        self.kept: dict[str, tuple[int, int, list[tuple[Span, UsageSummary]]]] = {}
+
+    def value(self, trace: Trace) -> int:
+        if trace.span_count <= _METRIC_CACHE_SPANS:
+            return self.compute(trace, trace.spans.values(), [])
+        replaced, checked, found = self.kept.get(trace.trace_id, (trace.replaced, 0, []))
+        if replaced != trace.replaced:
+            checked, found = 0, []
+        value = self.compute(trace, islice(trace.spans.values(), checked, None), found)
+        if len(self.kept) > 10_000:
+            self.kept.clear()
+        self.kept[trace.trace_id] = (trace.replaced, trace.span_count, found)
+        return value
 
 
 class _Order:
@@ -69,11 +154,19 @@ class _Order:
         self._valid = 0
 
     @classmethod
-    def of(cls, traces: list[Trace]) -> _Order:
+    def of(cls, traces: list[Trace], key: Callable[[Trace], int] | None = None) -> _Order:
         """``traces`` filed by their current keys (plain ints sort several times faster than pairs)."""
-        keys = [(t.start_ns << _SEQ_BITS) + t.seq for t in traces]  # order_key, inlined
-        id_of = dict(zip(keys, [t.trace_id for t in traces], strict=True))
-        keys.sort()
+        if key is None or key is order_key:
+            keys = [(t.start_ns << _SEQ_BITS) + t.seq for t in traces]  # order_key, inlined
+        else:
+            keys = list(map(key, traces))
+        return cls.of_keys(dict(zip([t.trace_id for t in traces], keys, strict=True)))
+
+    @classmethod
+    def of_keys(cls, key_of: Mapping[str, int]) -> _Order:
+        """Ids filed under the given keys (unique)."""
+        id_of = {key: trace_id for trace_id, key in key_of.items()}
+        keys = sorted(id_of)
         return cls(keys, list(map(id_of.__getitem__, keys)))
 
     def __len__(self) -> int:
@@ -253,180 +346,6 @@ class _Order:
                 self._split(left)
 
 
-# --- what a filter query asks for ------------------------------------------------------------------
-
-#: Hex digits from which a query is also taken as the start of a trace or span id. Shorter runs are
-#: words ("cafe", "added", "facade"); eight is what a log line or a screen usually shows of an id,
-#: and with eight digits a random id matches by chance once in four billion.
-MIN_ID_PREFIX = 8
-_HEX = re.compile(r"[0-9a-f]+")
-_INT = re.compile(r"-?[0-9]+")
-_KEY = re.compile(r"[^\s=]+")
-
-_TEXT, _TRACE_ID, _SPAN_ID, _PAIR = "text", "trace id", "span id", "key=value"
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """A filter query, parsed once per keystroke. One box, no query language; a trace matches when
-    any of its spans does, and a query is read as the first of these that fits:
-
-    ``key=value``
-        (no space in the key) an attribute of a span — or of its events, links or resource, or
-        nested in a map — with exactly that key and a value that, formatted as the detail pane shows
-        it, is exactly ``value``: ``gen_ai.request.model=llama3.2``, ``http.response.status_code=500``,
-        ``retry=false``. Exact means case too. Scalar values only (not arrays or maps). Found in each
-        span's serialised bytes, by the wire encoding of that pair, so no span is decoded.
-    32 hex digits
-        that trace id, looked up in the store: O(1), no scan.
-    16 hex digits
-        the trace holding that span id, and traces whose id starts with those digits: one dict
-        lookup per trace, no text scan.
-    anything else
-        case-insensitive text in span names, services, attribute keys and values, event and prompt
-        text (see :meth:`TraceListIndex.matches`); also a resource attribute key, whole
-        (``k8s.pod.name``: a part of one, such as ``name``, would match every trace of a process);
-        and with at least :data:`MIN_ID_PREFIX` hex digits, the start of a trace or span id too.
-
-    Ids compare in lower case, as they are stored; a pasted upper-case id works.
-    """
-
-    #: As typed, spaces at either end stripped.
-    typed: str
-    #: Lower-cased, for text search.
-    text: str
-    kind: str = _TEXT
-    #: ``text`` as bytes, for the raw-bytes search of ASCII queries.
-    needle: bytes = b""
-    #: ``text`` case-folded, when it has non-ASCII letters (see :meth:`TraceListIndex.matches`).
-    unicode: str | None = None
-    #: The id digits a text query also matches at the start of trace ids (and, up to 16, span ids).
-    id_prefix: str = ""
-    key: str = ""
-    value: str = ""
-    #: The wire bytes every serialised ``KeyValue`` with this key starts with.
-    pair_prefix: bytes = b""
-    #: The wire bytes of the whole pair, one per encoding the value can have (string, int, ...).
-    pair_patterns: tuple[bytes, ...] = ()
-
-    @classmethod
-    def parse(cls, typed: str) -> Query:
-        typed = typed.strip()
-        text = typed.lower()
-        key, equals, value = typed.partition("=")
-        key, value = key.strip(), value.strip()
-        if equals and _KEY.fullmatch(key):
-            prefix, patterns = _pair_wire(key, value)
-            return cls(typed, text, _PAIR, key=key, value=value, pair_prefix=prefix, pair_patterns=patterns)
-        hex_digits = _HEX.fullmatch(text) is not None
-        if hex_digits and len(text) == 32:
-            return cls(typed, text, _TRACE_ID)
-        if hex_digits and len(text) == 16:
-            return cls(typed, text, _SPAN_ID)
-        return cls(typed, text, _TEXT, text.encode(), None if text.isascii() else text.casefold(),
-                   text if hex_digits and MIN_ID_PREFIX <= len(text) < 32 else "")
-
-    def narrows(self, old: Query, resource_keys: set[str] | None) -> bool:
-        """Whether every trace this query matches is sure to match ``old`` too, so that only old's
-        matches need a look (the next keystroke of a word). ``resource_keys``: the lower-cased
-        resource keys the store has seen, ``None`` if it stopped counting."""
-        if not old.typed or self.typed == old.typed:
-            return True
-        if not self.typed.startswith(old.typed) or self.kind == _PAIR or old.kind == _PAIR:
-            return False
-        if self.kind == _TEXT:
-            # Text and id prefixes narrow as the query grows; a whole resource key does not.
-            if old.kind != _TEXT or (self.id_prefix and not old.id_prefix):
-                return False
-            return resource_keys is not None and self.text not in resource_keys
-        # A whole id: a longer prefix of the ids old matched as a prefix (a 16-digit query matches
-        # trace ids by prefix too, but span ids only whole).
-        return bool(old.id_prefix) or (old.kind == _SPAN_ID and self.kind == _TRACE_ID)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _length_delimited(tag: int, payload: bytes) -> bytes:
-    return bytes([tag]) + _varint(len(payload)) + payload
-
-
-def _pair_wire(key: str, value: str) -> tuple[bytes, tuple[bytes, ...]]:
-    """The OTLP wire encoding of ``KeyValue{key, AnyValue}`` for every ``AnyValue`` that
-    :func:`format_value` shows as ``value``: the string itself, and when the text reads as one, the
-    bool, int, double, bytes or empty value. Protobuf writes fields in number order with minimal
-    lengths, so a stored pair is exactly one of these byte strings."""
-    values = [_length_delimited(0x0A, value.encode())]  # string_value = 1
-    if value in ("true", "false"):
-        values.append(bytes([0x10, value == "true"]))  # bool_value = 2
-    if _INT.fullmatch(value) and str(int(value)) == value and -(2**63) <= int(value) < 2**63:
-        values.append(b"\x18" + _varint(int(value) & (2**64 - 1)))  # int_value = 3
-    try:
-        number = float(value)
-    except ValueError:
-        pass
-    else:
-        if repr(number) == value:
-            values.append(b"\x21" + struct.pack("<d", number))  # double_value = 4
-    if value.startswith("0x"):
-        try:
-            raw = bytes.fromhex(value[2:])
-        except ValueError:
-            pass
-        else:
-            if "0x" + raw.hex() == value:
-                values.append(_length_delimited(0x3A, raw))  # bytes_value = 7
-    if value == "null":
-        values.append(b"")  # an AnyValue with nothing set
-    prefix = _length_delimited(0x0A, key.encode()) + b"\x12"  # KeyValue.key = 1, .value = 2
-    return prefix, tuple(prefix + _varint(len(v)) + v for v in values)
-
-
-def _has_pair(attributes: Mapping[str, AttrValue], key: str, value: str) -> bool:
-    """``key`` with a scalar value formatted as ``value`` in ``attributes`` or in maps nested in them."""
-    maps: list[Mapping[str, AttrValue]] = [attributes]
-    while maps:
-        items = maps.pop()
-        if key in items and _formats_as(items[key], value):
-            return True
-        nested: list[AttrValue] = [v for v in items.values() if isinstance(v, (dict, tuple))]
-        while nested:
-            item = nested.pop()
-            if isinstance(item, dict):
-                maps.append(item)
-            elif isinstance(item, tuple):
-                nested.extend(v for v in item if isinstance(v, (dict, tuple)))
-    return False
-
-
-def _formats_as(found: AttrValue, value: str) -> bool:
-    if isinstance(found, str):
-        return found == value
-    return not isinstance(found, (dict, tuple)) and format_value(found) == value
-
-
-def _span_has_pair(span: Span, key: str, value: str) -> bool:
-    """The decoded counterpart of the wire search, for spans built in code (tests, tools)."""
-    return (_has_pair(span.attributes, key, value)
-            or any(_has_pair(event.attributes, key, value) for event in span.events)
-            or any(_has_pair(link.attributes, key, value) for link in span.links))
-
-
-def _in_memory(span: Span) -> bool:
-    """True for a span built in code (attributes at hand), False for a received one (serialised
-    bytes): ``may_contain`` with no needles is true only when there are no bytes to rule out."""
-    return span.may_contain()
-
-
 @dataclass(frozen=True, slots=True)
 class ListRow:
     """One row of the list: a trace (``span_row is None``) or one of its spans."""
@@ -516,8 +435,25 @@ class _UsageScan:
     summary: TraceSummary | None = None
 
 
-#: Resources whose filter verdict is remembered (they are few: one per export batch and process).
-_RESOURCE_MEMO = 4096
+@dataclass(slots=True)
+class _Sorting:
+    """A new sort whose keys are being computed (see :meth:`TraceListIndex.set_sort`)."""
+
+    sort: str
+    key: Callable[[Trace], int]
+    #: Ids not keyed yet, in chunks (from the end, newest first).
+    pending: list[list[str]]
+    keys: dict[str, int] = field(default_factory=dict)
+    #: Traces changed or added since the keys began: keyed again at the end.
+    dirty: set[str] = field(default_factory=set)
+
+
+def _trace_test(span_test: SpanTest | None) -> Callable[[Trace], bool] | None:
+    """A trace matches when one of its spans does."""
+    if span_test is None:
+        return None
+
+    return lambda trace: any(map(span_test, trace.spans.values()))
 
 
 class TraceListIndex:
@@ -532,6 +468,10 @@ class TraceListIndex:
     Two orders are kept: every trace (``_all``) and the traces the filter lets through
     (``_members``, the same object while nothing is filtered), so a new filter can scan newest
     first without sorting anything.
+
+    Other sorts (:data:`SORTS`: oldest, longest, most tokens, slowest first token, errors first) file
+    the traces under another key of the same shape; :meth:`set_sort` computes the new keys in slices
+    (:meth:`continue_sort`) while the list stays in its old order, then swaps both orders at once.
     """
 
     def __init__(self, store: TraceStore) -> None:
@@ -539,8 +479,15 @@ class TraceListIndex:
         #: The filter as typed (stripped); :attr:`query` is what it asks for.
         self.filter_text = ""
         self.errors_only = False
-        self.query = Query.parse("")
+        self.query = Query.empty()
+        #: Why the last filter given could not be read (the filter then stayed as it was).
+        self.query_error: QueryError | None = None
+        self._span_test: SpanTest | None = None
         self._test: Callable[[Trace], bool] | None = None
+        #: The sort shown (a key of :data:`SORTS`), its key function, and a new sort being computed.
+        self.sort = "newest"
+        self._key: Callable[[Trace], int] = order_key
+        self._sorting: _Sorting | None = None
         self._all = _Order()
         self._members = self._all
         self._expanded: dict[str, _Expansion] = {}
@@ -651,7 +598,7 @@ class TraceListIndex:
         key = None
         trace = self.store.shown(trace_id) if trace_id is not None else None
         if trace is not None and trace.seq == seq:
-            key = order_key(trace)
+            key = self._all.key_of.get(trace.trace_id) or self._key(trace)
         if key is None:
             key = self._gone.get(seq)
         if key is None:
@@ -751,17 +698,25 @@ class TraceListIndex:
     # are final as soon as enough matches are found, and the rest of the list fills in below them
     # while the UI keeps running. A narrower filter (the next keystroke) scans only what matched.
 
-    def set_filter(self, text: str | None = None, errors_only: bool | None = None, *, scan: bool = True) -> None:
-        """Change the filter (see :class:`Query` for what it finds); with ``scan`` it completes now,
-        otherwise call :meth:`continue_scan`."""
+    def set_filter(self, text: str | None = None, errors_only: bool | None = None, *,
+                   scan: bool = True) -> QueryError | None:
+        """Change the filter (see :mod:`tui.model.query` for what it finds); with ``scan`` it completes
+        now, otherwise call :meth:`continue_scan`. A ``text`` that does not parse changes nothing: its
+        error is returned (and kept in :attr:`query_error`)."""
+        parsed = parse(text) if text is not None else self.query
+        if isinstance(parsed, QueryError):
+            self.query_error = parsed
+            return parsed
+        self.query_error = None
         old_query, old_errors, was_done = self.query, self.errors_only, self.scan_done
         self._layout = None
         if text is not None:
-            self.filter_text = text.strip()
+            self.filter_text = parsed.typed
         if errors_only is not None:
             self.errors_only = errors_only
-        query = self.query = Query.parse(self.filter_text)
-        self._test = self._test_for(query)
+        query = self.query = parsed
+        self._span_test = query.span_test()
+        self._test = _trace_test(self._span_test)
         self._gone = {}
         narrower = (was_done and (self.errors_only or not old_errors) and bool(old_query.typed or old_errors)
                     and query.narrows(old_query, self.store.resource_keys))
@@ -775,20 +730,24 @@ class TraceListIndex:
         if not query.typed and not self.errors_only:
             self._members = self._all
             self._expand_wanted(list(self._want_expanded))
-            return
-        if query.kind in (_TRACE_ID, _SPAN_ID):  # decided now: no text to search
-            if query.kind == _TRACE_ID:  # one dict lookup, however much is stored
-                trace = self.store.get(query.text)
+            return None
+        lookup = query.lookup
+        if lookup is not None:  # decided now: no text to search
+            if lookup.field == "trace id":  # one dict lookup, however much is stored
+                trace = self.store.get(lookup.value)
                 found = [trace] if trace is not None else []
             else:  # one dict lookup a trace
-                found = self.store.traces_with(query.text, query.text)
-            self._members = _Order.of([t for t in found if self.matches(t)])
+                found = self.store.traces_with(lookup.value, lookup.value)
+            filed = self._all.key_of
+            self._members = _Order.of_keys({t.trace_id: filed.get(t.trace_id) or self._key(t)
+                                            for t in found if self.matches(t)})
             self._expand_wanted([t.trace_id for t in found])
-            return
+            return None
         self._members = _Order()
         self._pending = candidates if candidates is not None else self._all.id_chunks(copy=True)
         if scan:
             self.continue_scan(None)
+        return None
 
     @property
     def scan_done(self) -> bool:
@@ -840,7 +799,7 @@ class TraceListIndex:
         ids = [t.trace_id for t in found]
         # The key every trace is filed under (the same int objects: a dropped member list frees none).
         filed = self._all.key_of
-        keys = [filed.get(t.trace_id) or order_key(t) for t in found]
+        keys = [filed.get(t.trace_id) or self._key(t) for t in found]
         members = self._members
         if members.rank(keys[-1]) == 0 and keys == sorted(keys):
             members.prepend(keys, ids)
@@ -863,26 +822,91 @@ class TraceListIndex:
         test = self._test
         return test is None or test(trace)
 
-    @staticmethod
-    def _test_for(query: Query) -> Callable[[Trace], bool] | None:
-        """The query's test of one trace (errors-only aside), made once per query: a closure over
-        what it needs, because it runs for every trace a scan looks at."""
-        if not query.typed:
-            return None
-        text = query.text
-        if query.kind == _TRACE_ID:
-            return lambda trace: trace.trace_id == text
-        if query.kind == _SPAN_ID:
-            return lambda trace: text in trace.spans or trace.trace_id.startswith(text)
-        if query.kind == _PAIR:
-            return _pair_test(query)
-        return _text_test(query)
+    def span_matches(self, span: Span) -> bool:
+        """Whether a span passes the filter's query on its own: the spans marked in an expanded trace.
+        False while there is no query (nothing to mark)."""
+        test = self._span_test
+        return test is not None and test(span)
+
+    # --- sorting ---------------------------------------------------------------------------------
+    #
+    # A new sort needs a key for every trace; a duration is a subtraction, but tokens and times to first
+    # token are read out of LLM spans' bytes, which for a million spans takes longer than a frame. So the
+    # keys are computed in slices, newest first, while the list keeps its old order; when all are known
+    # the orders are swapped in one go (sorting a million ints is C speed) and the selection is kept.
+
+    def set_sort(self, sort: str, *, now: bool = True) -> None:
+        """Sort the list by ``sort`` (a key of :data:`SORTS`); with ``now`` it completes at once,
+        otherwise call :meth:`continue_sort` until :attr:`sort_done`."""
+        if sort not in SORTS:
+            raise ValueError(f"unknown sort {sort!r}")
+        if sort == self.sort and self._sorting is None:
+            return
+        self._sorting = None if sort == self.sort else _Sorting(sort, sort_key(sort), self._all.id_chunks(copy=True))
+        if now:
+            self.continue_sort(None)
+
+    @property
+    def sort_done(self) -> bool:
+        return self._sorting is None
+
+    @property
+    def sort_progress(self) -> float:
+        """Share of the traces a new sort has its keys for (1.0 when done)."""
+        sorting = self._sorting
+        if sorting is None:
+            return 1.0
+        total = len(sorting.keys) + sum(map(len, sorting.pending))
+        return len(sorting.keys) / total if total else 1.0
+
+    def continue_sort(self, budget_s: float | None) -> bool:
+        """Compute a new sort's keys for ``budget_s`` seconds (None: to the end); True when it was put
+        in place (the rows moved)."""
+        sorting = self._sorting
+        if sorting is None:
+            return False
+        deadline = None if budget_s is None else time.perf_counter() + budget_s
+        pending, keys, key, get = sorting.pending, sorting.keys, sorting.key, self.store.get
+        checked = 0
+        while pending:
+            chunk = pending[-1]
+            while chunk:
+                trace = get(chunk.pop())
+                if trace is not None:
+                    keys[trace.trace_id] = key(trace)
+                checked += 1
+                if checked % 256 == 0 and deadline is not None and time.perf_counter() > deadline:
+                    return False
+            pending.pop()
+        self._sorting = None
+        for trace_id in sorting.dirty:  # changed while the keys were computed
+            trace = get(trace_id)
+            if trace is not None:
+                keys[trace_id] = key(trace)
+        filed = self._all.key_of
+        every = {trace_id: k for trace_id, k in keys.items() if trace_id in filed}
+        self.sort, self._key = sorting.sort, key
+        members_were_all = self._members is self._all
+        self._all = _Order.of_keys(every)
+        if members_were_all:
+            self._members = self._all
+        else:
+            self._members = _Order.of_keys({t: every[t] for t in self._members.key_of if t in every})
+        if self._pending:  # a filter still scanning: newest first in the new order too
+            waiting = {trace_id for chunk in self._pending for trace_id in chunk}
+            self._pending = [c for c in ([t for t in chunk if t in waiting]
+                                         for chunk in self._all.id_chunks(copy=False)) if c]
+        self._gone = {}
+        self._order_expanded()
+        return True
 
     # --- applying changes --------------------------------------------------------------------------
 
     def rebuild(self) -> None:
         """Recompute everything from the store, completely (after a clear; tests compare against it)."""
-        self._all = _Order.of(list(self.store))
+        self._all = _Order.of(list(self.store), self._key)
+        if self._sorting is not None:  # start the new sort's keys over
+            self._sorting = _Sorting(self._sorting.sort, self._sorting.key, self._all.id_chunks(copy=True))
         self._members = self._all
         self._layout = None
         self._expanded.clear()
@@ -905,6 +929,10 @@ class TraceListIndex:
             self._want_expanded.clear()
             self._summaries.clear()
             self.rebuild()
+        sorting = self._sorting
+        if sorting is not None:
+            sorting.dirty.update(changes.updated)
+            sorting.dirty.difference_update(changes.evicted)
         members, every = self._members, self._all
         filtered = members is not every
         moves: dict[str, int | None] = {}
@@ -921,8 +949,10 @@ class TraceListIndex:
             self._want_expanded.discard(trace_id)
         expanded = self._expanded
         reorder = False
+        rebuilding = self._rebuilding
         for trace_id in changes.evicted:
             reorder |= expanded.pop(trace_id, None) is not None
+            rebuilding.pop(trace_id, None)  # its rebuild would hold a copy of its spans for nothing
         store_get = self.store.get
         filed = members.key_of
         added: list[str] = []
@@ -930,7 +960,7 @@ class TraceListIndex:
             trace = store_get(trace_id)
             if trace is None:
                 continue
-            key = moves[trace_id] = order_key(trace)
+            key = moves[trace_id] = self._key(trace)
             if not filtered or self.matches(trace):
                 if trace_id not in filed or member_moves.get(trace_id, 0) is None:  # new, or back
                     added.append(trace_id)
@@ -943,6 +973,7 @@ class TraceListIndex:
                 self._gone[old & _SEQ_MASK] = old
                 member_moves[trace_id] = None
                 reorder |= expanded.pop(trace_id, None) is not None
+                rebuilding.pop(trace_id, None)
         every.update(moves)  # while nothing is filtered, the members are every trace: this is them
         if filtered:
             members.update(member_moves)
@@ -964,80 +995,6 @@ class TraceListIndex:
             scan.checked, scan.version = trace.span_count, trace.version
             scan.summary = TraceSummary(*summarize(usage for _, usage in _innermost(trace, scan.found)))
         return scan.summary
-
-
-def _resource_test(decide: Callable[[Resource], bool]) -> Callable[[Resource], bool]:
-    """``decide``, remembered per resource: spans share their resource (one per export batch and
-    process), so a scan decides each once. The resource is held with its verdict so that its id
-    cannot be reused while remembered."""
-    memo: dict[int, tuple[Resource, bool]] = {}
-
-    def test(resource: Resource) -> bool:
-        known = memo.get(id(resource))
-        if known is None:
-            if len(memo) >= _RESOURCE_MEMO:
-                memo.clear()
-            known = memo[id(resource)] = (resource, decide(resource))
-        return known[1]
-
-    return test
-
-
-def _text_test(query: Query) -> Callable[[Trace], bool]:
-    needle, unicode, id_prefix = query.needle, query.unicode, query.id_prefix
-    span_prefix = id_prefix if len(id_prefix) <= 16 else ""
-    resource_matches = _resource_test(lambda r: _resource_has_text(r.attributes, r.service_name, query))
-
-    def test(trace: Trace) -> bool:
-        if id_prefix and trace.trace_id.startswith(id_prefix):
-            return True
-        last = None
-        for span in trace.spans.values():
-            if (needle in span.search_bytes) if unicode is None else (unicode in span.search_text):
-                return True
-            if span_prefix and span.span_id.startswith(span_prefix):
-                return True
-            if span.resource is not last:
-                last = span.resource
-                if resource_matches(last):
-                    return True
-        return False
-
-    return test
-
-
-def _pair_test(query: Query) -> Callable[[Trace], bool]:
-    key, value, patterns = query.key, query.value, query.pair_patterns
-    # One search a span: the whole pair when its value has one encoding (most have), else the
-    # key's bytes first (most spans lack the key), then each encoding.
-    single = len(patterns) == 1
-    probe = patterns[0] if single else query.pair_prefix
-    resource_matches = _resource_test(lambda r: _has_pair(r.attributes, key, value))
-
-    def test(trace: Trace) -> bool:
-        last = None
-        for span in trace.spans.values():
-            if span.may_contain(probe):
-                if _in_memory(span):
-                    if _span_has_pair(span, key, value):
-                        return True
-                elif single or span.may_contain(*patterns):
-                    return True
-            if span.resource is not last:
-                last = span.resource
-                if resource_matches(last):
-                    return True
-        return False
-
-    return test
-
-
-def _resource_has_text(attributes: Mapping[str, AttrValue], service: str, query: Query) -> bool:
-    """A text query against a resource: in its service name, or one of its keys whole."""
-    text, unicode = query.text, query.unicode
-    if (text in service.lower()) if unicode is None else (unicode in service.casefold()):
-        return True
-    return any(key.lower() == text for key in attributes)
 
 
 def usage_spans(trace: Trace) -> list[tuple[Span, UsageSummary]]:

@@ -17,6 +17,7 @@ from rich.style import Style
 from rich.text import Text
 
 from tui.model.conventions import GENAI_PREFIX
+from tui.model.conversation import HEADING, TOOL, conversation, step_kind
 from tui.model.genai import GenAIView, is_llm_span
 from tui.model.span import Attributes, Event, Span
 from tui.model.store import Trace
@@ -54,6 +55,8 @@ class Item:
     heading: bool = False
     #: One of :data:`TONES` for the title ("title" when unset).
     tone: str = ""
+    #: The span the item stands for, when Enter can jump to it in the list (Conversation steps).
+    span_id: str = ""
 
     @property
     def copy_text(self) -> str:
@@ -85,17 +88,28 @@ def _attribute_items(attributes: Attributes) -> list[Item]:
 def has_llm_data(row: ListRow, logs: LogEvents = no_logs) -> bool:
     """Whether :func:`llm_items` would show anything, without building the views (decides if the
     LLM tab is offered while another tab is the one drawn)."""
+    if row.span_row is not None and step_kind(row.span_row.span) in (HEADING, TOOL):
+        return True  # an agent or tool view (OpenInference's TOOL spans carry no gen_ai.* key)
     spans = [row.span_row.span] if row.span_row is not None else row.trace.spans.values()
     return any(is_llm_span(span) or any(e.name.startswith(GENAI_PREFIX) for e in logs(span)) for span in spans)
 
 
 def llm_items(row: ListRow, logs: LogEvents = no_logs) -> list[Item]:
-    """The LLM tab: for a span its LLM view; for a trace every LLM span in it, in tree order."""
+    """The LLM tab: for a span its LLM view (an agent's or a tool's for those); for a trace every LLM
+    span in it, in tree order."""
     if row.span_row is not None:
-        view = GenAIView.from_span(row.span_row.span, logs(row.span_row.span))
+        span = row.span_row.span
+        kind = step_kind(span)
+        if kind == HEADING:
+            return agent_items(row, logs)
+        if kind == TOOL:
+            return tool_items(row, logs)
+        view = GenAIView.from_span(span, logs(span))
         return _view_items(view) if view else []
     items: list[Item] = []
     found = llm_spans(row.trace, logs, MAX_LLM_SPANS + 1)
+    calls = [(span, view) for span, view in found if view.is_model_call]  # agents and chains: Conversation tab
+    found = calls or found
     for span, view in found[:MAX_LLM_SPANS]:
         items.append(Item(f"{span.name}  ({format_duration(span.duration_ns)})", heading=True))
         items.extend(_view_items(view))
@@ -106,37 +120,104 @@ def llm_items(row: ListRow, logs: LogEvents = no_logs) -> list[Item]:
 
 
 def _view_items(view: GenAIView) -> list[Item]:
+    """A model call's prompt and completion; of another span (a chain step) its input and output, and
+    only the model and token figures it has."""
     items: list[Item] = []
+    call = view.is_model_call
     model = [f"request {view.request_model or '–'}", f"response {view.response_model or '–'}"]
+    if not call:
+        model = [f"model {view.model}"] if view.model else []
     if view.provider:
         model.append(f"provider {view.provider}")
     if view.operation:
         model.append(f"operation {view.operation}")
-    items.append(Item("Model", " · ".join(model)))
+    if model:
+        items.append(Item("Model", " · ".join(model)))
     tokens = [f"in {_n(view.input_tokens)}", f"out {_n(view.output_tokens)}", f"total {_n(view.total_tokens)}"]
     if view.time_to_first_token_s is not None:
-        tokens.append(f"time to first token {view.time_to_first_token_s:.3f}s")
+        note = f" ({view.time_to_first_token_note})" if view.time_to_first_token_note else ""
+        tokens.append(f"time to first token {view.time_to_first_token_s:.3f}s{note}")
+    elif view.time_to_first_token_note:
+        tokens.append(f"time to first token – ({view.time_to_first_token_note})")
     if view.tokens_per_second is not None:
         tokens.append(f"{view.tokens_per_second:.1f} tokens/s")
-    items.append(Item("Tokens", " · ".join(tokens)))
+    if call or view.total_tokens is not None:
+        items.append(Item("Tokens", " · ".join(tokens)))
     if view.ollama_timings:
         items.append(Item("Ollama timings", _timing_breakdown(view.ollama_timings)))
     if view.finish_reasons:
         items.append(Item("Finish reason", ", ".join(view.finish_reasons)))
     if view.system or view.input:
-        items.append(Item("Prompt" + (f"  (from {view.sources[0]})" if view.sources else ""), heading=True))
+        items.append(Item(("Prompt" if call else "Input") + (f"  (from {view.sources[0]})" if view.sources else ""),
+                          heading=True))
     for text in view.system:
         items.append(Item("system (instructions)", text, tone="system"))
     for i, message in enumerate(view.input):
         items.append(Item(f"[{i}] {message.role or '?'}", message.text(), tone=_role_tone(message.role)))
     if view.output:
-        items.append(Item("Completion", heading=True))
+        items.append(Item("Completion" if call else "Output (not a model call)", heading=True))
     for i, message in enumerate(view.output):
         finish = f" · finish {message.finish_reason}" if message.finish_reason else ""
         items.append(Item(f"[{i}] {message.role or 'assistant'}{finish}", message.text(), tone="assistant"))
     if view.other:
         items.append(Item("Other LLM attributes", heading=True))
         items.extend(_attribute_items(view.other))
+    return items
+
+
+def agent_items(row: ListRow, logs: LogEvents = no_logs) -> list[Item]:
+    """An agent (or chain) span: its name, model, instructions, input and output, and the usage of its
+    run (its own aggregate when it reports one, else summed over the calls below it)."""
+    assert row.span_row is not None
+    span = row.span_row.span
+    conv = conversation(row.trace, span.span_id, logs)
+    step = next((s for s in conv.steps if s.span_id == span.span_id), None)
+    totals = conv.totals
+    items = [Item("Agent", heading=True)]
+    items.append(Item("name", step.name if step else span.name))
+    if step is not None and step.operation:
+        items.append(Item("operation", step.operation))
+    items.append(Item("model", (step.model if step else "") or "–"))
+    items.append(Item("duration", format_duration(span.duration_ns)))
+    if span.is_error and step is not None:
+        items.append(Item("error", step.error, tone="error"))
+    own = (step.input_tokens, step.output_tokens) if step is not None else (None, None)
+    usage = [f"in {_n(totals.input_tokens)}", f"out {_n(totals.output_tokens)}"]
+    if own != (None, None):
+        usage.append(f"(the span reports in {_n(own[0])} · out {_n(own[1])})")
+    calls = (f"{totals.llm_calls} LLM call{'s' if totals.llm_calls != 1 else ''} · {totals.tool_calls} tool "
+             f"call{'s' if totals.tool_calls != 1 else ''}")
+    items.append(Item("Usage", " · ".join([calls, *usage])))
+    if step is not None:
+        if step.instructions:
+            items.append(Item("instructions", step.instructions, tone="system"))
+        if step.input:
+            items.append(Item("input", step.input, tone="user"))
+        if step.output:
+            items.append(Item("output", step.output, tone="assistant"))
+    items.append(Item("The steps of this run are in the Conversation tab (t)", tone="note"))
+    if step is not None and step.view is not None and step.view.other:
+        items.append(Item("Other LLM attributes", heading=True))
+        items.extend(_attribute_items(step.view.other))
+    return items
+
+
+def tool_items(row: ListRow, logs: LogEvents = no_logs) -> list[Item]:
+    """A tool span: its name, call id, arguments, result, duration and error."""
+    assert row.span_row is not None
+    span = row.span_row.span
+    conv = conversation(row.trace, span.span_id, logs)
+    step = next((s for s in conv.steps if s.span_id == span.span_id), None)
+    if step is None:
+        return [Item("Tool", heading=True), Item("name", span.name)]
+    items = [Item("Tool", heading=True), Item("name", step.name, tone="tool")]
+    if step.call_id:
+        items.append(Item("call id", step.call_id))
+    items.append(Item("duration", format_duration(span.duration_ns)))
+    items.append(Item("arguments", step.arguments or "–"))
+    items.append(Item("result", step.result or "–", tone="assistant"))
+    if step.error:
+        items.append(Item("error", step.error, tone="error"))
     return items
 
 

@@ -7,6 +7,7 @@ theme's styles.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: Every tone a header part may take.
@@ -32,6 +33,8 @@ class Counts:
     shown: int = 0
     #: Share of the store a new filter has scanned so far (1.0 when done).
     scanned: float = 1.0
+    #: Share of the traces a new sort has its keys for (1.0 when done).
+    sorted: float = 1.0
     #: Exports answered with back-pressure since start (their spans stay with the exporter, to retry).
     retries_asked: int = 0
     #: Spans received again after they were taken (an exporter retrying), acknowledged and not stored twice.
@@ -52,6 +55,8 @@ class ViewState:
     following: bool = True
     #: Exporters were answered with back-pressure in the last few seconds.
     overloaded: bool = False
+    #: How the list is sorted, as the header says it ("longest first"); "" for the default, newest first.
+    sort: str = ""
 
 
 #: A section of the header: its parts, and how much it matters (the least is dropped first when narrow).
@@ -60,16 +65,39 @@ SEPARATOR: Part = ("  │  ", "")
 
 
 def header_parts(listening: list[tuple[str, str]], counts: Counts, view: ViewState,
-                 width: int | None = None) -> list[Part]:
+                 width: int | None = None, rates: Sequence[float] = ()) -> list[Part]:
     """The header as (text, tone) parts. Given a ``width``, the least important sections are left out
-    until it fits; the paused / following state is never left out."""
+    until it fits; the paused / following state is never left out. ``rates``, the latest spans/s
+    samples, oldest first, draw a sparkline after spans/s: the first thing left out when narrow."""
     sections = _sections(listening, counts, view)
+    spark = sparkline(rates)
+    if spark:
+        with_spark = [(rank, [*parts, (f" {spark}", "muted")] if parts and parts[0][0].endswith(" spans/s") else parts)
+                      for rank, parts in sections]
+        if width is None or _length(with_spark) <= width:
+            sections = with_spark
     while width is not None and len(sections) > 1 and _length(sections) > width:
         sections.remove(min(sections[:-1], key=lambda section: section[0]))
     parts: list[Part] = []
     for i, (_, section) in enumerate(sections):
         parts += ([SEPARATOR] if i else []) + section
     return parts
+
+
+#: Samples the header's sparkline shows at most, and its characters, lowest first.
+SPARK_SAMPLES = 20
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float], samples: int = SPARK_SAMPLES) -> str:
+    """The last ``samples`` values as block characters scaled to their own maximum; "" when there are
+    none or all are 0 (nothing has arrived lately: a flat line would say nothing)."""
+    shown = list(values)[-samples:] if samples > 0 else []
+    top = max(shown, default=0.0)
+    if top <= 0:
+        return ""
+    last = len(SPARK_BLOCKS) - 1
+    return "".join(SPARK_BLOCKS[max(0, min(last, round(v / top * last)))] for v in shown)
 
 
 def exposed(listening: list[tuple[str, str]]) -> bool:
@@ -106,6 +134,10 @@ def _sections(listening: list[tuple[str, str]], counts: Counts, view: ViewState)
         parts.append((f" · filter {view.filter_text!r}", "strong"))
     if counts.scanned < 1.0:
         parts.append((f" (searching… {counts.scanned:.0%})", "note"))
+    if view.sort:
+        parts.append((f" · {view.sort}", "strong"))
+    if counts.sorted < 1.0:
+        parts.append((f" (sorting… {counts.sorted:.0%})", "note"))
     sections.append((7, parts))
     sections.append((3, [(f"{counts.spans_per_second:,.0f} spans/s", "")]))
     losses: list[Part] = [(f"rejected {counts.rejected:,}", "error" if counts.rejected else ""), (" · ", ""),

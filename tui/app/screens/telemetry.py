@@ -15,14 +15,15 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from tui.model.telemetry import OTHER, LogRecord, LogStore, MetricsSummary, ModelUsage, cut_note
-from tui.model.text import format_value, safe_text
+from tui.model.telemetry import OTHER, LogRecord, LogStore, MetricsSummary, ModelUsage, cut_note, readable_body
+from tui.model.text import safe_text
 
 SHOWN_LOGS = 200
 SHOWN_MODELS = 100
 SHOWN_METRIC_NAMES = 30
 #: Of each log record's body, what a row shows.
 LOG_BODY_CHARS = 240
+LOG_COLUMNS = ("severity", "service", "event", "body")
 MODEL_COLUMNS = ("model", "operations", "mean duration", "input tokens", "output tokens", "mean first token")
 
 
@@ -49,11 +50,16 @@ def model_row(model: str, usage: ModelUsage) -> tuple[Text, ...]:
 
 
 def log_row(record: LogRecord) -> tuple[Text, ...]:
-    body = Text(safe_text(format_value(record.body, limit=LOG_BODY_CHARS)))
+    """severity · service · event name (``event_name`` field or ``event.name`` attribute) · the body made
+    readable (a GenAI message as ``role: text``), all as plain text."""
+    readable = readable_body(record)
+    if len(readable) > LOG_BODY_CHARS:
+        readable = readable[:LOG_BODY_CHARS] + "…"
+    body = Text(safe_text(readable))
     if record.cut_bytes:
         body.append(f"  ({cut_note(record.cut_bytes)})", style="italic")
     return (Text(str(record.severity_text or record.severity_number or "-"), style="bold"),
-            Text(safe_text(record.resource.service_name)), body)
+            Text(safe_text(record.resource.service_name)), Text(safe_text(record.event or "-")), body)
 
 
 def other_metrics(summary: MetricsSummary) -> str:
@@ -103,5 +109,5 @@ class TelemetryScreen(ModalScreen[None]):
         models.add_columns(*MODEL_COLUMNS)
         models.add_rows(model_row(model, usage) for model, usage in self._models)
         logs = self.query_one("#logs", DataTable)
-        logs.add_columns("severity", "service", "body")
+        logs.add_columns(*LOG_COLUMNS)
         logs.add_rows(log_row(record) for record in self.logs.latest_unattached(SHOWN_LOGS))

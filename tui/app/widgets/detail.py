@@ -1,4 +1,4 @@
-"""The detail pane: LLM, Attributes, Events and Timeline tabs for the selected row."""
+"""The detail pane: LLM, Conversation, Attributes, Events and Timeline tabs for the selected row."""
 
 from __future__ import annotations
 
@@ -8,14 +8,22 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.geometry import Region
+from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import OptionList, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
 from tui.app.present import detail as present
+from tui.app.present.conversation import conversation_items, has_conversation
 from tui.app.present.detail import Item
+from tui.app.textual_compat import forget_option_heights
+from tui.model.conversation import LLM, TOOL, step_kind
 from tui.model.trace_list import ListRow, LogEvents, no_logs
 
-TABS = ("llm", "attributes", "events", "timeline")
+TABS = ("llm", "conversation", "attributes", "events", "timeline")
+#: Tabs offered only when the row has what they show.
+OPTIONAL_TABS = ("llm", "conversation")
 
 
 class DetailList(OptionList):
@@ -47,6 +55,19 @@ class DetailList(OptionList):
     def __init__(self, *, id: str) -> None:
         super().__init__(id=id)
         self.items: list[Item] = []
+        #: The content width the options were last measured at (see :meth:`render_lines`).
+        self._wrapped_at = -1
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Items wrapped to the width they are drawn at. OptionList measures each option's height when it
+        is added and keeps it until a Resize; the content width can change after that without one (the
+        pane settling, the scrollbar appearing), and an item measured wider is then drawn cut short: a
+        long completion lost its last lines and its "… more" line. (Private OptionList API: re-measure.)"""
+        width = self.scrollable_content_region.width
+        if width != self._wrapped_at:
+            self._wrapped_at = width
+            forget_option_heights(self)
+        return super().render_lines(crop)
 
     def palette(self, tone: str) -> Style:
         """A tone's style from the current theme."""
@@ -72,10 +93,19 @@ class DetailList(OptionList):
 
 
 class DetailPane(Vertical):
-    """Shows the selected trace or span; the LLM tab comes first whenever there is LLM data.
+    """Shows the selected trace or span; a new selection opens on its Conversation tab (a trace, or an
+    agent span, with LLM calls) or its LLM tab (an LLM or tool span) when it has one.
 
     Only the tab on screen is built; another is built when it is opened.
     """
+
+    class ShowSpan(Message):
+        """Enter on a Conversation step: select its span in the trace list."""
+
+        def __init__(self, trace_id: str, span_id: str) -> None:
+            super().__init__()
+            self.trace_id = trace_id
+            self.span_id = span_id
 
     DEFAULT_CSS = """
     DetailPane { height: 1fr; }
@@ -98,6 +128,8 @@ class DetailPane(Vertical):
         with TabbedContent(id="detail-tabs", initial="tab-attributes"):
             with TabPane("LLM", id="tab-llm"):
                 yield DetailList(id="detail-llm")
+            with TabPane("Conversation", id="tab-conversation"):
+                yield DetailList(id="detail-conversation")
             with TabPane("Attributes", id="tab-attributes"):
                 yield DetailList(id="detail-attributes")
             with TabPane("Events", id="tab-events"):
@@ -116,24 +148,42 @@ class DetailPane(Vertical):
     def active_list(self) -> DetailList:
         return self.list(self.active_tab)
 
+    def offered(self, row: ListRow | None) -> dict[str, bool]:
+        """Which optional tabs ``row`` has content for."""
+        if row is None:
+            return dict.fromkeys(OPTIONAL_TABS, False)
+        return {"llm": present.has_llm_data(row, self.logs), "conversation": has_conversation(row)}
+
     def show(self, row: ListRow | None) -> None:
-        """Show ``row``. A new selection jumps to the LLM tab when it has LLM data."""
+        """Show ``row``. A new selection jumps to its Conversation tab (a trace or an agent, with LLM
+        calls) or its LLM tab; a refresh of the same row keeps the tab open."""
         tabs = self.query_one(TabbedContent)
         new = row is None or self.row is None or row.key != self.row.key
         self.row = row
         self._version += 1
-        if row is not None and present.has_llm_data(row, self.logs):
-            tabs.show_tab("tab-llm")
-            if new and tabs.active != "tab-llm":
-                tabs.active = "tab-llm"  # built by the activation handler
-                return
-        else:
-            if tabs.active == "tab-llm":
-                tabs.active = "tab-attributes"
-                tabs.hide_tab("tab-llm")
-                return
-            tabs.hide_tab("tab-llm")
-        self._build(self.active_tab)
+        offered = self.offered(row)
+        for tab in OPTIONAL_TABS:
+            if offered[tab]:
+                tabs.show_tab(f"tab-{tab}")
+        preferred = ""
+        if row is not None and offered["conversation"] and (
+                row.span_row is None or step_kind(row.span_row.span) not in (LLM, TOOL)):
+            preferred = "conversation"
+        elif offered["llm"]:
+            preferred = "llm"
+        active = self.active_tab
+        target = active
+        if active in OPTIONAL_TABS and not offered[active]:
+            target = preferred or "attributes"
+        elif new and preferred:
+            target = preferred
+        if target != active:
+            tabs.active = f"tab-{target}"  # built by the activation handler
+        for tab in OPTIONAL_TABS:
+            if not offered[tab]:
+                tabs.hide_tab(f"tab-{tab}")
+        if target == active:
+            self._build(target)
 
     @on(TabbedContent.TabActivated)
     def _tab_opened(self, event: TabbedContent.TabActivated) -> None:
@@ -156,6 +206,9 @@ class DetailPane(Vertical):
             items = [Item(text.plain.strip(), text.plain) for _, text in lines]
             highlight = next((i for i, (span_id, _) in enumerate(lines) if span_id == row.span_id), 0)
             detail_list.show_items(items, [text for _, text in lines], highlight=highlight)
+        elif tab == "conversation":
+            items, prompts = conversation_items(row, self.logs, detail_list.palette)
+            detail_list.show_items(items, prompts, highlight=None if same else 0)
         else:
             build = {"llm": present.llm_items, "events": present.event_items}.get(tab)
             items = build(row, self.logs) if build else present.attribute_items(row)
@@ -163,6 +216,16 @@ class DetailPane(Vertical):
 
     def cycle_tab(self) -> None:
         tabs = self.query_one(TabbedContent)
-        shown = [f"tab-{t}" for t in TABS if t != "llm" or (self.row and present.has_llm_data(self.row, self.logs))]
+        offered = self.offered(self.row)
+        shown = [f"tab-{t}" for t in TABS if t not in OPTIONAL_TABS or offered[t]]
         current = tabs.active if tabs.active in shown else shown[0]
         tabs.active = shown[(shown.index(current) + 1) % len(shown)]
+
+    @on(OptionList.OptionSelected, "#detail-conversation")
+    def _step_chosen(self, event: OptionList.OptionSelected) -> None:
+        """Enter on a step: ask the screen to select its span in the list."""
+        event.stop()
+        items = self.list("conversation").items
+        item = items[event.option_index] if 0 <= event.option_index < len(items) else None
+        if item is not None and item.span_id and self.row is not None:
+            self.post_message(self.ShowSpan(self.row.trace.trace_id, item.span_id))

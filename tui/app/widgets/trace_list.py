@@ -34,9 +34,8 @@ NARROW_LIST = 60
 #: A new filter may block this long to decide the rows on screen; the rest is scanned in slices.
 FIRST_SCREEN_BUDGET_S = 0.2
 SCAN_SLICE_S = 0.01
-#: A changed huge expanded trace is rebuilt this long every REBUILD_EVERY_S (its old rows shown meanwhile).
+#: A changed huge expanded trace is rebuilt this long a tick (its old rows shown meanwhile).
 REBUILD_SLICE_S = 0.008
-REBUILD_EVERY_S = 0.05
 Key = tuple[str, str | None]
 _BOLD = Style(bold=True)
 _PLAIN = Style()
@@ -72,6 +71,7 @@ class TraceList(ScrollView, can_focus=True):
         "trace-list--bar",
         "trace-list--warning",
         "trace-list--empty",
+        "trace-list--match",
     }
 
     DEFAULT_CSS = """
@@ -85,6 +85,7 @@ class TraceList(ScrollView, can_focus=True):
     TraceList > .trace-list--bar { color: $primary; }
     TraceList > .trace-list--warning { color: $warning; }
     TraceList > .trace-list--empty { color: $text-muted; }
+    TraceList > .trace-list--match { color: $text-accent; text-style: bold; }
     """
 
     class SelectionChanged(Message):
@@ -121,9 +122,6 @@ class TraceList(ScrollView, can_focus=True):
         #: Trace id → (spans looked at, the first span's service, whether another service was seen).
         self._multi_service: dict[str, tuple[int, str, bool]] = {}
 
-    def on_mount(self) -> None:
-        self.set_interval(REBUILD_EVERY_S, self.continue_rebuild)
-
     # --- data ----------------------------------------------------------------------------------
 
     def apply_changes(self, changes: StoreChanges) -> None:
@@ -150,11 +148,25 @@ class TraceList(ScrollView, can_focus=True):
                 self._after_index_change(top_key, live=True)
 
     def continue_filter(self) -> None:
-        """One slice of a filter still scanning older traces (called every tick until done)."""
+        """One slice of a filter still scanning older traces, or of a new sort's keys (called every tick
+        until both are done)."""
+        if not self.index.sort_done:
+            if self.index.continue_sort(SCAN_SLICE_S):
+                self._after_index_change(None)
+            return
         if not self.index.scan_done:
             top_key = self._key_at(self.scroll_offset.y) if self.scroll_offset.y else None
             self.index.continue_scan(SCAN_SLICE_S)
             self._after_index_change(top_key, live=True)
+
+    def set_sort(self, sort: str) -> None:
+        """Sort the list (a key of :data:`~tui.model.trace_list.SORTS`), keeping the selection: at once
+        when the keys take less than a frame's budget, else in slices (:meth:`continue_filter`) while the
+        old order stays on screen."""
+        self.index.set_sort(sort, now=False)
+        if self.index.continue_sort(FIRST_SCREEN_BUDGET_S):
+            self._after_index_change(None)
+        self.refresh()
 
     def _set_row_count(self, count: int) -> None:
         """Resize the scrollable area without re-laying out the whole screen.
@@ -410,14 +422,19 @@ class TraceList(ScrollView, can_focus=True):
         error = "✖ " if span.is_error else ""
         guide = "  " + row.guide
         service = f"{shown(span.resource.service_name, 20)}: " if self._several_services(trace) else ""
+        match = self.index.span_matches(span)
+        if match:
+            marker += "◆ "  # a span that passes the filter on its own
         fixed = cell_len(guide) + cell_len(marker) + cell_len(error) + len(duration) + BAR_WIDTH + 1
         name_width = max(0, width - fixed - min(cell_len(service), 20))
         return [
             Segment(guide, dim),
-            Segment(marker, self._style("warning")),
+            Segment(marker, self._style("match" if match and not row.span_row.orphan and not row.span_row.cycle
+                                        else "warning")),
             Segment(error, self._style("error")),
             Segment(set_cell_size(service, min(cell_len(service), 20)), self._style("service")),
-            Segment(set_cell_size(shown(span.name, name_width) or "(unnamed)", name_width), _PLAIN),
+            Segment(set_cell_size(shown(span.name, name_width) or "(unnamed)", name_width),
+                    self._style("match") if match else _PLAIN),
             Segment(duration, dim),
             Segment(bar + " ", self._style("error") if span.is_error else self._style("bar")),
         ]
