@@ -445,6 +445,7 @@ async def test_a_query_that_does_not_parse_is_shown_under_the_bar_and_keeps_the_
         bar = app.traces.query_one("FilterBar")
         assert bar.has_class("-invalid") and "column 14" in str(bar.border_subtitle)
         assert "needs a unit" in str(bar.border_subtitle)
+        assert "needs a unit" in screen_text(app)  # on screen: the footer does not cover the bar's lower border
         assert app.traces.filter_text == "status:error dur"
         await pilot.press(*"00ms")  # dur>500ms: parses again
         assert not bar.has_class("-invalid") and not bar.border_subtitle

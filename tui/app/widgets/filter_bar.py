@@ -25,7 +25,7 @@ class FilterBar(Input):
         Binding("escape", "clear", "Clear the filter, back to the list", id="filter.clear"),
     ]
     DEFAULT_CSS = """
-    FilterBar { dock: bottom; display: none; border: tall $accent; }
+    FilterBar { dock: bottom; margin-bottom: 1; display: none; border: tall $accent; }  /* above the footer */
     FilterBar.-open { display: block; }
     FilterBar.-invalid { border: tall $error; border-subtitle-color: $text-error; }
     """
