@@ -19,6 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
+from support.loopback import serve_on_loopback
+
 FAULTS = ("none", "error_line", "drop", "http500", "invalid_json", "hang")
 
 
@@ -62,11 +64,7 @@ class FakeOllama:
         app.router.add_get("/api/version", self._version)
         app.router.add_post("/api/chat", self._chat)
         app.router.add_post("/api/generate", self._generate)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_on_loopback(app, port)
         return self
 
     async def stop(self) -> None:
@@ -179,7 +177,7 @@ class FakeOllama:
         return response
 
 
-if __name__ == "__main__":  # a fake Ollama to try the chat pane by hand: python tests/support/fake_ollama.py PORT
+if __name__ == "__main__":  # a fake Ollama to try the chat pane by hand: cd tests && python -m support.fake_ollama PORT
     import sys
 
     async def serve() -> None:

@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
+from support.loopback import serve_on_loopback
+
 
 @dataclass
 class Recorded:
@@ -63,11 +65,7 @@ class FakeOpenAI:
         for prefix in ("/v1", ""):
             app.router.add_get(f"{prefix}/models", self._models)
             app.router.add_post(f"{prefix}/chat/completions", self._chat)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_on_loopback(app, port)
         return self
 
     async def stop(self) -> None:
@@ -159,7 +157,7 @@ class FakeOpenAI:
         return response
 
 
-if __name__ == "__main__":  # a fake OpenAI server to try by hand: python tests/support/fake_openai.py PORT
+if __name__ == "__main__":  # a fake OpenAI server to try by hand: cd tests && python -m support.fake_openai PORT
     import sys
 
     async def serve() -> None:

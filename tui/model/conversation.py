@@ -57,6 +57,7 @@ from tui.model.genai import (
     ToolCall,
     UsageSummary,
     content,
+    first_str,
     is_llm_span,
     span_kind,
 )
@@ -88,7 +89,7 @@ def step_kind(span: Span) -> str:
     if not span.may_contain(*_MARKERS):
         return ""
     a = span.attributes
-    operation = _first_str(a, *OPERATION_KEYS)
+    operation = first_str(a, *OPERATION_KEYS)
     if operation or a.get(OPENINFERENCE_SPAN_KIND) or a.get(TRACELOOP_SPAN_KIND):
         return _STEP_OF_KIND[span_kind(a)]  # what the span says it is, read as the LLM tab reads it
     if TOOL_NAME_KEYS[0] in a:  # a tool span that names no operation
@@ -396,7 +397,7 @@ def _tools_from_messages(step: Step, calls: dict[str, ToolCall]) -> list[Step]:
 
 def _tool(span: Span, depth: int, logs: LogEvents) -> Step:
     a = span.attributes
-    name = _first_str(a, *TOOL_NAME_KEYS) or span.name.removeprefix("execute_tool ").removeprefix("running tool")
+    name = first_str(a, *TOOL_NAME_KEYS) or span.name.removeprefix("execute_tool ").removeprefix("running tool")
     arguments = _first_text(a, *TOOL_ARGUMENT_KEYS)
     result = next((content(a[key])[0] for key in TOOL_RESULT_KEYS if key in a), "")  # strands sends blocks
     if not arguments or not result:
@@ -407,16 +408,16 @@ def _tool(span: Span, depth: int, logs: LogEvents) -> Step:
             if not result:
                 result = "\n".join(_message_text(m) for m in view.output)
     return Step(TOOL, span, depth, name=name.strip() or span.name, duration_ns=span.duration_ns,
-                error=_error(span), call_id=_first_str(a, TOOL_CALL_ID), arguments=arguments, result=result)
+                error=_error(span), call_id=first_str(a, TOOL_CALL_ID), arguments=arguments, result=result)
 
 
 def _heading(span: Span, depth: int, logs: LogEvents) -> Step:
     a = span.attributes
     view = GenAIView.from_span(span, logs(span))
-    name = _first_str(a, *AGENT_NAME_KEYS) or span.name
+    name = first_str(a, *AGENT_NAME_KEYS) or span.name
     step = Step(HEADING, span, depth, name=name, duration_ns=span.duration_ns, error=_error(span),
-                operation=_first_str(a, *OPERATION_KEYS) or str(a.get(OPENINFERENCE_SPAN_KIND, "") or "").lower())
-    step.model = _first_str(a, *RESPONSE_MODEL_KEYS, *REQUEST_MODEL_KEYS, "model_name")
+                operation=first_str(a, *OPERATION_KEYS) or str(a.get(OPENINFERENCE_SPAN_KIND, "") or "").lower())
+    step.model = first_str(a, *RESPONSE_MODEL_KEYS, *REQUEST_MODEL_KEYS, "model_name")
     if view is not None:
         step.view = view
         step.instructions = "\n".join(view.system)
@@ -446,14 +447,6 @@ def _error(span: Span) -> str:
             message = event.attributes.get("exception.message", "")
             return ": ".join(str(v) for v in (kind, message) if v) or span.status_message or "error"
     return span.status_message or str(span.attributes.get(ERROR_TYPE, "") or "") or "error"
-
-
-def _first_str(a: Attributes, *keys: str) -> str:
-    for key in keys:
-        value = a.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return ""
 
 
 def _first_text(a: Attributes, *keys: str) -> str:

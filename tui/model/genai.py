@@ -176,10 +176,10 @@ class GenAIView:
             return None
         a = span.attributes
         view = cls(duration_s=span.duration_ns / 1e9, kind=span_kind(a))
-        view.operation = _first_str(a, *OPERATION_KEYS) or _openinference_kind(a)
-        view.provider = _first_str(a, *PROVIDER_KEYS)
-        view.request_model = _first_str(a, *REQUEST_MODEL_KEYS, *AGENT_MODEL_KEYS)
-        view.response_model = _first_str(a, *RESPONSE_MODEL_KEYS)
+        view.operation = first_str(a, *OPERATION_KEYS) or _openinference_kind(a)
+        view.provider = first_str(a, *PROVIDER_KEYS)
+        view.request_model = first_str(a, *REQUEST_MODEL_KEYS, *AGENT_MODEL_KEYS)
+        view.response_model = first_str(a, *RESPONSE_MODEL_KEYS)
         view.input_tokens = _first_int(a, *INPUT_TOKENS_KEYS, *AGGREGATED_INPUT_TOKENS_KEYS)
         view.output_tokens = _first_int(a, *OUTPUT_TOKENS_KEYS, *AGGREGATED_OUTPUT_TOKENS_KEYS)
         view.total_tokens_reported = _first_int(a, *TOTAL_TOKENS_KEYS)
@@ -213,7 +213,7 @@ def span_kind(a: Attributes) -> str:
     """What the span is, from its operation name or OpenInference / Traceloop span kind: a tool execution,
     an agent run, a model call, or (any other operation or kind: LangChain's CHAIN, strands'
     ``execute_event_loop_cycle``, a Traceloop workflow) a chain step. A span naming none is a model call."""
-    operation = _first_str(a, *OPERATION_KEYS)
+    operation = first_str(a, *OPERATION_KEYS)
     oi_kind = a.get(OPENINFERENCE_SPAN_KIND)
     traceloop = a.get(TRACELOOP_SPAN_KIND)
     if operation == EXECUTE_TOOL_OPERATION or oi_kind == "TOOL" or traceloop == "tool":
@@ -536,7 +536,8 @@ def _is_other(key: str) -> bool:
     return key.startswith(LLM_PREFIXES) and key not in _CONSUMED and not key.startswith(_CONSUMED_PREFIXES)
 
 
-def _first_str(a: Attributes, *keys: str) -> str:
+def first_str(a: Attributes, *keys: str) -> str:
+    """The first of ``keys`` whose value is a non-empty string ("" for none)."""
     for key in keys:
         value = a.get(key)
         if isinstance(value, str) and value:
@@ -618,7 +619,7 @@ class UsageSummary:
     @classmethod
     def from_span(cls, span: Span) -> UsageSummary:
         a = span.attributes
-        return cls(_first_str(a, *SUMMARY_MODEL_KEYS), _first_int(a, *INPUT_TOKENS_KEYS),
+        return cls(first_str(a, *SUMMARY_MODEL_KEYS), _first_int(a, *INPUT_TOKENS_KEYS),
                    _first_int(a, *OUTPUT_TOKENS_KEYS))
 
 
