@@ -250,15 +250,25 @@ async def query_and_sort(n: int) -> Row:
                 slices.append(ms(time.perf_counter() - began))
             values[f"sort_{sort}_ms"] = ms(time.perf_counter() - start)
             values[f"sort_{sort}_longest_slice_ms"] = max(slices)
+            # The first slice is the widget's first-screen budget; every later one is a tick's (10 ms asked).
+            values[f"sort_{sort}_first_slice_ms"] = slices[0]
+            values[f"sort_{sort}_longest_later_slice_ms"] = max(slices[1:], default=0.0)
+            values[f"sort_{sort}_slices"] = len(slices)
+
+    def sort_figures(sort: str) -> str:
+        later = values[f"sort_{sort}_longest_later_slice_ms"]
+        return (f"{values[f'sort_{sort}_ms']:.0f} (first slice {values[f'sort_{sort}_first_slice_ms']:.0f}, then "
+                f"{values[f'sort_{sort}_slices'] - 1:.0f} slices, longest {later:.0f})")
+
     result = (f"3 terms: {values['query3_screen_ms']:.0f} until the screen is final, whole list "
               f"{values['query3_complete_ms']:.0f}; a 4th term {values['query3_narrow_screen_ms']:.0f} / "
-              f"{values['query3_narrow_complete_ms']:.0f}; sort by duration {values['sort_duration_ms']:.0f} "
-              f"(longest slice {values['sort_duration_longest_slice_ms']:.0f}), back to newest "
-              f"{values['sort_newest_ms']:.0f} (longest slice {values['sort_newest_longest_slice_ms']:.0f})")
-    met = values["query3_screen_ms"] <= 250 and max(values["sort_duration_longest_slice_ms"],
-                                                     values["sort_newest_longest_slice_ms"]) <= 250
-    return Row("query & sort", f"ms over {_short(n)} spans", result, "screen final / each slice ≤ 250 ms", met,
-               values)
+              f"{values['query3_narrow_complete_ms']:.0f}; sort by duration {sort_figures('duration')}, back to newest "
+              f"{sort_figures('newest')}")
+    later = max(values["sort_duration_longest_later_slice_ms"], values["sort_newest_longest_later_slice_ms"])
+    met = (values["query3_screen_ms"] <= 250 and later <= 50
+           and max(values["sort_duration_longest_slice_ms"], values["sort_newest_longest_slice_ms"]) <= 250)
+    return Row("query & sort", f"ms over {_short(n)} spans", result,
+               "screen final / first slice ≤ 250 ms, each later one ≤ 50 ms", met, values)
 
 
 def memory(n: int) -> Row:
@@ -338,20 +348,34 @@ async def telemetry_screen(models: int, records: int) -> Row:
 
 
 async def stats_screen(n: int) -> Row:
-    """The ``#`` screen opened over ``n`` spans: until it has drawn, then while its tracker reads the store
-    a slice per frame, the work each frame does (reading + redraw) and a key's round trip; then a pass
-    once everything is read (what it costs each second while open)."""
+    """The ``#`` screen opened over ``n`` spans as soon as the App has started (its tracker, following the
+    store from the start, has barely begun: the worst case): until it has drawn, then while the tracker
+    reads the store (a share of each tick, more while the screen is open) the work each frame does
+    (reading + redraw) and a key's round trip, until the figures are complete; then a pass once
+    everything is read (what it costs each second while open)."""
     from tui.app.screens.stats import StatsScreen
 
     app = unstarted_app(filled_store(n))
+    drawn: list[float] = []
+    first_redraw = StatsScreen.redraw
+
+    def noted_redraw(self: StatsScreen) -> None:
+        first_redraw(self)
+        drawn.append(time.perf_counter())
+
     async with app.run_test(size=SIZE) as pilot:
+        started = time.perf_counter()
         await pilot.pause()
         start = time.perf_counter()
-        await pilot.press("number_sign")
-        await pilot.pause()
+        StatsScreen.redraw = noted_redraw  # type: ignore[method-assign]
+        try:
+            await pilot.press("number_sign")
+            await pilot.pause()
+        finally:
+            StatsScreen.redraw = first_redraw  # type: ignore[method-assign]
         screen = app.screen
         assert isinstance(screen, StatsScreen)
-        opened = ms(time.perf_counter() - start)
+        opened = ms(drawn[0] - start)  # until its first drawing (Pilot's round trip waits for idle, see keys)
         frames: list[float] = []
         step, redraw = screen.tracker.step, screen.redraw
 
@@ -367,16 +391,30 @@ async def stats_screen(n: int) -> Row:
             redraw()
             frames.append(ms(time.perf_counter() - began))
 
+        set_window = screen._set_window
+        answered: list[float] = []
+
+        def timed_set_window(window: int | None) -> None:
+            set_window(window)
+            answered.append(time.perf_counter())
+
         screen.tracker.step = timed_step  # type: ignore[method-assign]
         screen.redraw = timed_redraw  # type: ignore[method-assign]
+        screen._set_window = timed_set_window  # type: ignore[method-assign]
+        # A key's latency: from its press until its action has redrawn the tables. (Pilot's own round trip
+        # also waits for every queue to be idle, which a screen stepping each frame never quite is.)
         keys: list[float] = []
+        trips: list[float] = []
         while not screen.tracker.complete:
             began = time.perf_counter()
             await pilot.press("w")
             await pilot.pause()
-            keys.append(ms(time.perf_counter() - began))
+            trips.append(ms(time.perf_counter() - began))
+            keys.append(ms(answered[-1] - began))
             await pilot.pause(0.25)
         read = time.perf_counter() - start
+        since_start = time.perf_counter() - started
+        assert screen.tracker.stats.spans == n
         began = time.perf_counter()
         step(3600.0)
         steady = ms(time.perf_counter() - began)
@@ -384,13 +422,17 @@ async def stats_screen(n: int) -> Row:
         await pilot.press("escape")
         await pilot.pause()
         closed = ms(time.perf_counter() - began)
-    values = {"open_ms": opened, "read_s": read, "frame_p50_ms": pct(frames, 0.5), "frame_p99_ms": pct(frames, 0.99),
-              "frame_max_ms": max(frames), "key_p50_ms": pct(keys, 0.5), "key_max_ms": max(keys),
+    keys, trips = keys or [0.0], trips or [0.0]
+    values = {"open_ms": opened, "read_s": read, "complete_after_start_s": since_start,
+              "frame_p50_ms": pct(frames, 0.5), "frame_p99_ms": pct(frames, 0.99), "frame_max_ms": max(frames),
+              "key_p50_ms": pct(keys, 0.5), "key_max_ms": max(keys), "pilot_round_trip_p50_ms": pct(trips, 0.5),
               "pass_ms": steady, "close_ms": closed}
-    result = (f"open {opened:.0f} ms · read in {read:.0f} s, the UI live meanwhile: frame work "
-              f"{values['frame_p50_ms']:.0f} (p99 {values['frame_p99_ms']:.0f}) ms, key {values['key_p50_ms']:.0f} "
-              f"(max {values['key_max_ms']:.0f}) ms · then a {steady:.0f} ms pass a second · close {closed:.0f} ms")
-    return Row("`#` stats screen", f"opened over {_short(n)} spans: the store read a slice per frame", result,
+    result = (f"open {opened:.0f} ms · figures complete {read:.1f} s after `#` ({since_start:.1f} s after start), "
+              f"the UI live meanwhile: frame work {values['frame_p50_ms']:.0f} (p99 {values['frame_p99_ms']:.0f}) ms, "
+              f"key {values['key_p50_ms']:.0f} (max {values['key_max_ms']:.0f}) ms · then a {steady:.0f} ms pass a "
+              f"second · close {closed:.0f} ms")
+    return Row("`#` stats screen", f"opened over {_short(n)} spans at start: the store read in the background, "
+               "a slice per frame", result,
                "frame work p99 ≤ 50 ms, key ≤ 250 ms", values["frame_p99_ms"] <= 50 and values["key_max_ms"] <= 250,
                values)
 

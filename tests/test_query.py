@@ -259,3 +259,30 @@ def test_whole_and_sliced_scans_agree_with_the_span_test(terms: list[tuple[bool,
     for n in range(1, len(typed) + 1):
         typing.set_filter(typed[:n])
     assert typing.shown_trace_ids() == whole.shown_trace_ids()
+
+
+def test_each_token_count_alone_is_the_one_span_tokens_reads(demo: TraceStore) -> None:
+    from tui.model.query import _input_tokens, _output_tokens, _total_tokens
+    spans = [span for trace in demo for span in trace.spans.values()]
+    spans += [Span("a" * 32, "b" * 16, "x", 0, 1, attributes=attributes) for attributes in (
+        {"gen_ai.usage.input_tokens": 3}, {"gen_ai.usage.output_tokens": 4.5}, {"llm.usage.total_tokens": 9},
+        {"gen_ai.usage.input_tokens": 2, "gen_ai.usage.output_tokens": 3}, {})]
+    assert any(span_tokens(span)[2] is not None for span in spans)
+    for span in spans:
+        assert (_input_tokens(span), _output_tokens(span), _total_tokens(span)) == span_tokens(span)
+
+
+def test_a_lone_text_or_pair_term_tests_a_trace_as_its_spans_do(demo: TraceStore) -> None:
+    """The inlined trace tests of the two commonest filters (one loop, nothing called a span) say what the
+    span test says: text, an id's start, a service, a resource key, other letters, a pair."""
+    trace = next(iter(demo))
+    span = next(iter(trace.spans.values()))
+    resource_key = next(iter(span.resource.attributes), "service.name")
+    for typed in ("rainy", "RAINY", trace.trace_id[:8], span.span_id[:10], span.resource.service_name, resource_key,
+                  "é", "zqzqzq", "gen_ai.request.model=llama3.2", "service.name=agent", "gen_ai.usage.input_tokens=3"):
+        query = parse(typed)
+        assert isinstance(query, Query)
+        span_test, trace_test = query.span_test(), query.trace_test()
+        assert span_test is not None and trace_test is not None
+        for t in demo:
+            assert trace_test(t) == any(map(span_test, t.spans.values())), (typed, t.trace_id)

@@ -185,6 +185,54 @@ def test_a_replaced_span_starts_the_count_over_and_stays_right() -> None:
     assert_matches(tracker.stats, all_spans(store))
 
 
+def test_a_following_tracker_reads_only_what_the_change_sets_name_and_stays_right() -> None:
+    """The App's tracker (follow mode): handed every change set, it walks the store once, then only the
+    traces named since, taking evicted ones out; it matches a from-scratch count throughout."""
+    store = TraceStore(max_spans=40)
+    tracker = StatsTracker(store, follow=True)
+    for trace in range(60):
+        store.add_spans([llm_span(trace, i, model=("llama3.2", "qwen3")[trace % 2], end_s=trace * 3.0,
+                                  duration_s=0.1 * (1 + trace % 7), error=trace % 4 == 0, tokens=(trace, trace))
+                         for i in range(3)])
+        if trace == 20:  # a late child of the oldest trace held
+            held = next(iter(store))
+            store.add_spans([llm_span(int(held.trace_id, 16) - 1, 9, end_s=1.0)])
+        if trace % 3 == 0:
+            tracker.note(store.drain_changes())
+            assert not tracker.idle
+            tracker.sync()
+            assert tracker.idle
+            assert tracker.stats.spans == store.span_count
+            assert_matches(tracker.stats, all_spans(store))
+    tracker.note(store.drain_changes())
+    tracker.sync()
+    assert store.evicted_traces > 0 and tracker.idle
+    assert_matches(tracker.stats, all_spans(store))
+    store.clear()
+    store.add_spans([llm_span(99, 0)])
+    tracker.note(store.drain_changes())
+    tracker.sync()
+    assert tracker.stats.spans == 1
+    assert_matches(tracker.stats, all_spans(store))
+
+
+async def test_the_app_keeps_the_figures_so_the_screen_opens_on_them() -> None:
+    app = demo_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        tracker = app.services.stats
+        assert tracker is not None
+        await wait_until(pilot, lambda: tracker.idle and tracker.stats.spans == app.services.store.span_count)
+        await pilot.press("number_sign")
+        assert isinstance(app.screen, StatsScreen) and app.screen.tracker is tracker
+        assert_matches(tracker.stats, all_spans(app.services.store))
+        store = app.services.store
+        store.add_spans([llm_span(500, i, model="late-model") for i in range(2)])  # arriving while it is open
+        await wait_until(pilot, lambda: tracker.stats.spans == store.span_count)
+        assert_matches(tracker.stats, all_spans(store))
+        models = app.screen.query_one("#stats-models", DataTable)
+        await wait_until(pilot, lambda: "late-model" in table_names(models))
+
+
 def test_windows_and_series() -> None:
     store = TraceStore()
     now = 1_800_000_000 + 1000.0

@@ -476,3 +476,38 @@ def test_a_sort_under_way_keeps_the_old_order_until_it_is_done() -> None:
     assert not index.continue_sort(0.0) and index.shown_trace_ids() == before and 0 < index.sort_progress < 1
     index.continue_sort(None)
     assert index.sort_done and index.shown_trace_ids() == before[::-1]
+
+
+@pytest.mark.parametrize("query", ["", "dur>400000ns", "op"])
+@pytest.mark.parametrize("sort", ["duration", "errors"])
+def test_a_sort_merged_in_slices_files_what_changed_meanwhile(query: str, sort: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new orders are built a chunk a slice (tiny runs and chunks here), while traces arrive, are evicted,
+    and enter or leave the filter; once in place the list is what sorting the store gives."""
+    rng = random.Random(sort + query)
+    store = TraceStore(max_spans=400)
+    index = TraceListIndex(store)
+    index.SORT_RUN = 7
+    monkeypatch.setattr(_Order, "LOAD", 4)
+    metric = {"duration": lambda t: t.duration_ns, "errors": lambda t: (t.has_error, t.start_ns)}[sort]
+    index.set_filter(query)
+    for round_ in range(40):
+        spans = [_llm_span(rng.randrange(1, 80), rng.randrange(1, 10**6), start := rng.randrange(10**6),
+                           start + rng.randrange(10**6), error=rng.random() < 0.1) for _ in range(rng.randrange(1, 25))]
+        store.add_spans(spans)
+        index.apply(store.drain_changes())
+        if round_ == 10:
+            index.set_sort(sort, now=False)
+        if 10 <= round_ < 30 and not index.sort_done:
+            assert not index.continue_sort(0.0) or index.sort_done
+        if round_ == 20:
+            index.set_filter(query, scan=False)  # the filter again, mid-merge: its order is built anew
+        if round_ == 30:
+            index.continue_sort(None)
+            index.continue_scan(None)
+        if round_ >= 30:
+            assert index.sort == sort and index.sort_done
+            every = sorted(store, key=lambda t: (metric(t), t.seq), reverse=True)
+            expected = [t.trace_id for t in every if index.matches(t)] if query else [t.trace_id for t in every]
+            assert index.shown_trace_ids() == expected
+            assert all(index.position_of(t) == i for i, t in enumerate(expected))

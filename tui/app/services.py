@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from tui.model.stats import StatsTracker
 from tui.model.store import TraceStore
 from tui.receiver import OtlpReceivers
 
@@ -51,3 +52,9 @@ class Services:
     clock: Callable[[], float] = field(default=time.time)
     #: The programs run under ollama-tui (``-- COMMAND``, ``--run``), already started; None without any.
     programs: ProgramSet | None = None
+    #: The Stats screen's figures, kept up to date from the App's start (see :class:`StatsTracker`'s
+    #: follow mode): the list's screen hands it every change set it applies and steps it in the background.
+    stats: StatsTracker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stats = StatsTracker(self.store, follow=True)

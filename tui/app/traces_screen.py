@@ -44,6 +44,8 @@ from tui.model.trace_list import SORTS
 from tui.programs import Program, ProgramStartError
 
 TICK_SECONDS = 0.05
+#: The Stats figures' share of a tick while they catch up with the store (see :class:`StatsTracker`).
+STATS_STEP_SECONDS = 0.003
 SAMPLE_SECONDS = 0.5
 #: The chat pane opens by itself when the terminal is at least this wide (else: "a" or F2).
 CHAT_AUTO_WIDTH = 180
@@ -210,8 +212,12 @@ class TracesScreen(Screen[None]):
         output = self.output_pane
         if output is not None and self.output_open:
             output.flush()
+        stats = self.services.stats
+        if not stats.idle and self.app.screen is self:  # the Stats screen steps it itself
+            stats.step(STATS_STEP_SECONDS)
 
     def _apply(self, changes: StoreChanges) -> None:
+        self.services.stats.note(changes)
         log_store = self.services.receivers.ingest.log_store
         for trace_id in changes.evicted:
             log_store.forget_trace(trace_id)
@@ -596,7 +602,8 @@ class TracesScreen(Screen[None]):
 
     def action_stats(self) -> None:
         """#: figures per service and per model; Enter on a row filters the list to it."""
-        self.app.push_screen(StatsScreen(self.services.store, clock=self.services.clock), self._filter_query)
+        self.app.push_screen(StatsScreen(self.services.store, clock=self.services.clock, tracker=self.services.stats),
+                             self._filter_query)
 
     def _filter_query(self, query: str | None) -> None:
         """The Stats screen's Enter: its query (``service:NAME``, ``model:NAME``) in the filter bar."""

@@ -37,7 +37,7 @@ import re
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from tui.model.conventions import (
     FIRST_TOKEN_EVENTS,
@@ -50,12 +50,16 @@ from tui.model.conventions import (
 from tui.model.span import AttrValue, Resource, Span, SpanKind, StatusCode
 from tui.model.text import format_value
 
+if TYPE_CHECKING:
+    from tui.model.store import Trace
+
 #: Hex digits from which a text term is also taken as the start of a trace or span id. Shorter runs are
 #: words ("cafe", "added", "facade"); eight is what a log line or a screen usually shows of an id, and
 #: with eight digits a random id matches by chance once in four billion.
 MIN_ID_PREFIX = 8
 
 SpanTest = Callable[[Span], bool]
+TraceTest = Callable[["Trace"], bool]
 
 # --- the tree ---------------------------------------------------------------------------------------
 
@@ -377,6 +381,19 @@ class Query:
         """The query as one test of a span (None: the empty query), compiled now: call once per query."""
         return None if self.root is None else _compile(self.root)[0]
 
+    def trace_test(self) -> TraceTest | None:
+        """The query as one test of a trace (one of its spans passes :meth:`span_test`), compiled now. A
+        lone text term, the commonest filter, is one loop over the spans with nothing called per span."""
+        root = self.root
+        if root is None:
+            return None
+        if isinstance(root, Term) and root.field == "text":
+            return _text_trace_test(root.value)
+        if isinstance(root, Term) and root.field == "pair":
+            return _pair_trace_test(root.key, root.value)
+        test = _compile(root)[0]
+        return lambda trace: any(map(test, trace.spans.values()))
+
     def narrows(self, old: Query, resource_keys: set[str] | None) -> bool:
         """Whether every span this query matches is sure to match ``old`` too, so that only old's matches
         need a look (the next keystroke of a word, one more term). ``resource_keys``: the lower-cased
@@ -433,15 +450,25 @@ def _compile(node: Node) -> tuple[SpanTest, int]:
     if isinstance(node, And):
         parts = sorted((_compile(item) for item in node.items), key=lambda part: part[1])
         tests = tuple(test for test, _ in parts)
-        if len(tests) == 1:
-            return parts[0]
-        if len(tests) == 2:
-            first, second = tests
-            return (lambda span: first(span) and second(span)), parts[-1][1]
-        return (lambda span: all(test(span) for test in tests)), parts[-1][1]
+        return _all_of(tests), parts[-1][1]
     parts = sorted((_compile(item) for item in node.items), key=lambda part: part[1])
     tests = tuple(test for test, _ in parts)
-    return (lambda span: any(test(span) for test in tests)), parts[-1][1]
+    return _any_of(tests), parts[-1][1]
+
+
+def _all_of(tests: tuple[SpanTest, ...]) -> SpanTest:
+    """The tests in order, each tried only if the ones before passed: nested ``and`` (no generator a span)."""
+    if len(tests) == 1:
+        return tests[0]
+    first, rest = tests[0], _all_of(tests[1:])
+    return lambda span: first(span) and rest(span)
+
+
+def _any_of(tests: tuple[SpanTest, ...]) -> SpanTest:
+    if len(tests) == 1:
+        return tests[0]
+    first, rest = tests[0], _any_of(tests[1:])
+    return lambda span: first(span) or rest(span)
 
 
 def _compile_term(term: Term) -> tuple[SpanTest, int]:
@@ -479,9 +506,9 @@ def _compile_term(term: Term) -> tuple[SpanTest, int]:
     if kind == "ttft":
         compare = _comparison(term.op, term.number / 1e9)
         return (lambda span: (t := span_ttft(span)) is not None and compare(t)), 5
-    which = {"tokens": 2, "in_tokens": 0, "out_tokens": 1}[kind]
+    count = {"tokens": _total_tokens, "in_tokens": _input_tokens, "out_tokens": _output_tokens}[kind]
     compare = _comparison(term.op, term.number)
-    return (lambda span: (n := span_tokens(span)[which]) is not None and compare(n)), 5
+    return (lambda span: (n := count(span)) is not None and compare(n)), 5
 
 
 def _comparison(op: str, number: float) -> Callable[[float], bool]:
@@ -536,6 +563,56 @@ def _per_resource(decide: Callable[[Resource], bool]) -> SpanTest:
     return test
 
 
+def _text_trace_test(text: str) -> TraceTest:
+    """:func:`_text_test` over a trace's spans, inlined (what the filter cost before queries existed): the
+    bytes searched in the loop itself, the trace id's start once, the resource only when it changes."""
+    lowered = text.lower()
+    unicode = None if lowered.isascii() else lowered.casefold()
+    needle = lowered.encode()
+    id_prefix = _id_prefix(lowered)
+    span_prefix = id_prefix if len(id_prefix) <= 16 else ""
+    resource_has = _resource_has_text(lowered, unicode)
+    memo: dict[int, tuple[Resource, bool]] = {}
+
+    def resource_matches(resource: Resource) -> bool:
+        known = memo.get(id(resource))
+        if known is None:
+            if len(memo) >= _RESOURCE_MEMO:
+                memo.clear()
+            known = memo[id(resource)] = (resource, resource_has(resource))
+        return known[1]
+
+    def test(trace: Trace) -> bool:
+        spans = trace.spans
+        if id_prefix and spans and trace.trace_id.startswith(id_prefix):
+            return True
+        last = None
+        for span in spans.values():
+            if (needle in span.search_bytes) if unicode is None else (unicode in span.search_text):
+                return True
+            if span_prefix and span.span_id.startswith(span_prefix):
+                return True
+            if span.resource is not last:
+                last = span.resource
+                if resource_matches(last):
+                    return True
+        return False
+
+    return test
+
+
+def _resource_has_text(lowered: str, unicode: str | None) -> Callable[[Resource], bool]:
+    """A text term against a resource: in its service name, or one of its keys whole."""
+
+    def resource_has(resource: Resource) -> bool:
+        service = resource.service_name
+        if (lowered in service.lower()) if unicode is None else (unicode in service.casefold()):
+            return True
+        return any(key.lower() == lowered for key in resource.attributes)
+
+    return resource_has
+
+
 def _text_test(text: str) -> SpanTest:
     """Text in the span's bytes (ASCII: ``bytes.lower`` folds what such a query needs, no span decoded;
     other letters: the span's text case-folded), its service, a resource key whole, an id's start."""
@@ -545,18 +622,12 @@ def _text_test(text: str) -> SpanTest:
     id_prefix = _id_prefix(lowered)
     span_prefix = id_prefix if len(id_prefix) <= 16 else ""
 
-    def resource_has(resource: Resource) -> bool:
-        service = resource.service_name
-        if (lowered in service.lower()) if unicode is None else (unicode in service.casefold()):
-            return True
-        return any(key.lower() == lowered for key in resource.attributes)
-
-    resource_matches = _per_resource(resource_has)
+    resource_matches = _per_resource(_resource_has_text(lowered, unicode))
     if unicode is None and not id_prefix:
-        return lambda span: needle in span.search_bytes or resource_matches(span)
+        return lambda span: needle in _lowered(span) or resource_matches(span)
 
     def test(span: Span) -> bool:
-        if (needle in span.search_bytes) if unicode is None else (unicode in span.search_text):
+        if (needle in _lowered(span)) if unicode is None else (unicode in span.search_text):
             return True
         if id_prefix and (span.trace_id.startswith(id_prefix)
                           or (span_prefix and span.span_id.startswith(span_prefix))):
@@ -583,32 +654,40 @@ def _model_test(pattern: str) -> SpanTest:
     def matches(value: AttrValue) -> bool:
         return isinstance(value, str) and (whole(value) or (tagged is not None and tagged(value)))
 
-    prefixes = tuple(_key_prefix(key) for key in SUMMARY_MODEL_KEYS)
+    prefixes = tuple(key_prefix(key) for key in SUMMARY_MODEL_KEYS)
     # The longest literal part of the pattern, lower-cased: a span whose lowered bytes lack it cannot match.
     # (ASCII only: ``search_bytes`` folds ASCII letters alone.)
     longest = max(pattern.lower().split("*"), key=len)
     literal = longest.encode() if longest.isascii() else b""
 
     def test(span: Span) -> bool:
-        if not span.may_contain(*_MODEL_MARKERS) or (literal and literal not in span.search_bytes):
-            return False
-        if _in_memory(span):
+        payload = span.payload
+        if payload is None:  # built in code: attributes at hand
+            if literal and literal not in span.search_bytes:
+                return False
             attributes = span.attributes
             return any(matches(attributes.get(key)) for key in SUMMARY_MODEL_KEYS)
-        payload = _raw(span)
-        return any(matches(value) for prefix in prefixes for value in _wire_scalars(payload, prefix))
+        if (b"model\x12" not in payload and b"model_name\x12" not in payload) or \
+                (literal and literal not in _lowered(span)):
+            return False
+        for prefix in prefixes:
+            if prefix in payload:
+                for value in wire_scalars(payload, prefix):
+                    if matches(value):
+                        return True
+        return False
 
     return test
 
 
-#: Bytes in any span with a key of ``SUMMARY_MODEL_KEYS`` (two searches instead of one a key).
-_MODEL_MARKERS = (b"model\x12", b"model_name\x12")
+#: Bytes in any span with a key of ``SUMMARY_MODEL_KEYS`` (two searches instead of one a key; written out in
+#: :func:`_model_test`).
 assert all(key.endswith(("model", "model_name")) for key in SUMMARY_MODEL_KEYS)
 
 
 def _contains_test(key: str, text: str) -> SpanTest:
     folded = text.casefold()
-    prefix = _key_prefix(key)
+    prefix = key_prefix(key)
 
     def found(value: AttrValue) -> bool:
         return not isinstance(value, (dict, tuple)) and folded in format_value(value).casefold()
@@ -620,10 +699,10 @@ def _contains_test(key: str, text: str) -> SpanTest:
 
     def test(span: Span) -> bool:
         if span.may_contain(prefix):
-            if _in_memory(span):
+            if in_memory(span):
                 if any(found(value) for attributes in _attribute_maps(span) for value in _values_of(attributes, key)):
                     return True
-            elif any(found(value) for value in _wire_scalars(_raw(span), prefix)):
+            elif any(found(value) for value in wire_scalars(raw_payload(span), prefix)):
                 return True
         return resource_matches(span)
 
@@ -631,16 +710,49 @@ def _contains_test(key: str, text: str) -> SpanTest:
 
 
 def _has_test(key: str) -> SpanTest:
-    prefix = _key_prefix(key)
+    prefix = key_prefix(key)
     resource_matches = _per_resource(lambda r: any(True for _ in _values_of(r.attributes, key)))
 
     def test(span: Span) -> bool:
         if span.may_contain(prefix):
-            if not _in_memory(span):
+            if not in_memory(span):
                 return True
             if any(any(True for _ in _values_of(attributes, key)) for attributes in _attribute_maps(span)):
                 return True
         return resource_matches(span)
+
+    return test
+
+
+def _pair_trace_test(key: str, value: str) -> TraceTest:
+    """:func:`_pair_test` over a trace's spans, inlined like :func:`_text_trace_test`."""
+    prefix, patterns = pair_wire(key, value)
+    single = len(patterns) == 1
+    probe = patterns[0] if single else prefix
+    memo: dict[int, tuple[Resource, bool]] = {}
+
+    def resource_matches(resource: Resource) -> bool:
+        known = memo.get(id(resource))
+        if known is None:
+            if len(memo) >= _RESOURCE_MEMO:
+                memo.clear()
+            known = memo[id(resource)] = (resource, has_pair(resource.attributes, key, value))
+        return known[1]
+
+    def test(trace: Trace) -> bool:
+        last = None
+        for span in trace.spans.values():
+            payload = span.payload
+            if payload is None:  # built in code: attributes at hand
+                if span_has_pair(span, key, value):
+                    return True
+            elif probe in payload and (single or any(pattern in payload for pattern in patterns)):
+                return True
+            if span.resource is not last:
+                last = span.resource
+                if resource_matches(last):
+                    return True
+        return False
 
     return test
 
@@ -655,7 +767,7 @@ def _pair_test(key: str, value: str) -> SpanTest:
 
     def test(span: Span) -> bool:
         if span.may_contain(probe):
-            if _in_memory(span):
+            if in_memory(span):
                 if span_has_pair(span, key, value):
                     return True
             elif single or span.may_contain(*patterns):
@@ -667,16 +779,31 @@ def _pair_test(key: str, value: str) -> SpanTest:
 
 # --- attributes, decoded or on the wire --------------------------------------------------------------
 
-def _in_memory(span: Span) -> bool:
+#: The last span :func:`_lowered` lowered, and its lowered bytes.
+_LOWERED: list[object] = [None, b""]
+
+
+def _lowered(span: Span) -> bytes:
+    """:attr:`Span.search_bytes`, lowered once for the terms of a query that all search the same span in a
+    row (text, then a model's name): the last span's are kept, with the span (so its id is not reused)."""
+    memo = _LOWERED
+    if memo[0] is span:
+        return memo[1]  # type: ignore[return-value]
+    lowered = span.search_bytes
+    memo[0], memo[1] = span, lowered
+    return lowered
+
+
+def in_memory(span: Span) -> bool:
     """True for a span built in code (attributes at hand), False for a received one (serialised bytes):
     ``may_contain`` with no needles is true only when there are no bytes to rule out."""
     return span.may_contain()
 
 
-def _raw(span: Span) -> bytes:
+def raw_payload(span: Span) -> bytes:
     """A received span's serialised bytes, as received (``search_bytes`` is lower-cased, which would
     change keys and numbers). Read here, not decoded: the reason these tests are fast."""
-    return span._payload or b""
+    return span.payload or b""
 
 
 def _attribute_maps(span: Span) -> Iterator[Mapping[str, AttrValue]]:
@@ -735,7 +862,7 @@ def _length_delimited(tag: int, payload: bytes) -> bytes:
     return bytes([tag]) + _varint(len(payload)) + payload
 
 
-def _key_prefix(key: str) -> bytes:
+def key_prefix(key: str) -> bytes:
     """The wire bytes every serialised ``KeyValue`` with this key starts with (key = 1, then value = 2)."""
     return _length_delimited(0x0A, key.encode()) + b"\x12"
 
@@ -770,7 +897,7 @@ def pair_wire(key: str, value: str) -> tuple[bytes, tuple[bytes, ...]]:
                 values.append(_length_delimited(0x3A, raw))  # bytes_value = 7
     if value == "null":
         values.append(b"")  # an AnyValue with nothing set
-    prefix = _key_prefix(key)
+    prefix = key_prefix(key)
     return prefix, tuple(prefix + _varint(len(v)) + v for v in values)
 
 
@@ -790,9 +917,9 @@ def _read_varint(data: bytes, at: int) -> tuple[int, int]:
 _NO_VALUE = object()
 
 
-def _wire_scalars(payload: bytes, prefix: bytes) -> Iterator[AttrValue]:
+def wire_scalars(payload: bytes, prefix: bytes) -> Iterator[AttrValue]:
     """The scalar values of every ``KeyValue`` in ``payload`` that starts with ``prefix`` (a key's, see
-    :func:`_key_prefix`): read straight from the bytes, the span left undecoded."""
+    :func:`key_prefix`): read straight from the bytes, the span left undecoded."""
     start = payload.find(prefix)
     while start >= 0:
         value = _any_value(payload, start + len(prefix))
@@ -840,28 +967,28 @@ def _number(value: AttrValue) -> float | None:
     return None
 
 
-def _first_number(span: Span, keys: tuple[str, ...], prefixes: tuple[bytes, ...]) -> float | None:
-    if _in_memory(span):
+def first_number(span: Span, keys: tuple[str, ...], prefixes: tuple[bytes, ...]) -> float | None:
+    payload = span.payload
+    if payload is None:  # built in code: attributes at hand
         attributes = span.attributes
         for key in keys:
             number = _number(attributes.get(key))
             if number is not None:
                 return number
         return None
-    payload = _raw(span)
     for prefix in prefixes:
         if prefix in payload:
-            for value in _wire_scalars(payload, prefix):
+            for value in wire_scalars(payload, prefix):
                 number = _number(value)
                 if number is not None:
                     return number
     return None
 
 
-_IN_PREFIXES = tuple(map(_key_prefix, INPUT_TOKENS_KEYS))
-_OUT_PREFIXES = tuple(map(_key_prefix, OUTPUT_TOKENS_KEYS))
-_TOTAL_PREFIXES = tuple(map(_key_prefix, TOTAL_TOKENS_KEYS))
-_TTFT_PREFIXES = tuple(map(_key_prefix, TTFT_KEYS))
+IN_TOKEN_PREFIXES = tuple(map(key_prefix, INPUT_TOKENS_KEYS))
+OUT_TOKEN_PREFIXES = tuple(map(key_prefix, OUTPUT_TOKENS_KEYS))
+_TOTAL_PREFIXES = tuple(map(key_prefix, TOTAL_TOKENS_KEYS))
+_TTFT_PREFIXES = tuple(map(key_prefix, TTFT_KEYS))
 _FIRST_TOKEN_MARKERS = tuple(name.encode() for name in FIRST_TOKEN_EVENTS)
 
 
@@ -870,20 +997,53 @@ def span_tokens(span: Span) -> tuple[int | None, int | None, int | None]:
     is its own attribute, else input + output. Read from the serialised bytes of a received span."""
     if not span.may_contain(b"token"):
         return None, None, None
-    tokens_in = _first_number(span, INPUT_TOKENS_KEYS, _IN_PREFIXES)
-    tokens_out = _first_number(span, OUTPUT_TOKENS_KEYS, _OUT_PREFIXES)
-    total = _first_number(span, TOTAL_TOKENS_KEYS, _TOTAL_PREFIXES)
+    tokens_in = first_number(span, INPUT_TOKENS_KEYS, IN_TOKEN_PREFIXES)
+    tokens_out = first_number(span, OUTPUT_TOKENS_KEYS, OUT_TOKEN_PREFIXES)
+    total = first_number(span, TOTAL_TOKENS_KEYS, _TOTAL_PREFIXES)
     if total is None and (tokens_in is not None or tokens_out is not None):
         total = (tokens_in or 0) + (tokens_out or 0)
     return (None if tokens_in is None else int(tokens_in), None if tokens_out is None else int(tokens_out),
             None if total is None else int(total))
 
 
+def _input_tokens(span: Span) -> int | None:
+    """``span_tokens(span)[0]``, without reading the other counts."""
+    payload = span.payload
+    if payload is not None and b"token" not in payload:
+        return None
+    tokens = first_number(span, INPUT_TOKENS_KEYS, IN_TOKEN_PREFIXES)
+    return None if tokens is None else int(tokens)
+
+
+def _output_tokens(span: Span) -> int | None:
+    """``span_tokens(span)[1]``, without reading the other counts."""
+    payload = span.payload
+    if payload is not None and b"token" not in payload:
+        return None
+    tokens = first_number(span, OUTPUT_TOKENS_KEYS, OUT_TOKEN_PREFIXES)
+    return None if tokens is None else int(tokens)
+
+
+def _total_tokens(span: Span) -> int | None:
+    """``span_tokens(span)[2]``: its own total first, the input and output counts only without one."""
+    payload = span.payload
+    if payload is not None and b"token" not in payload:
+        return None
+    total = first_number(span, TOTAL_TOKENS_KEYS, _TOTAL_PREFIXES)
+    if total is None:
+        tokens_in = first_number(span, INPUT_TOKENS_KEYS, IN_TOKEN_PREFIXES)
+        tokens_out = first_number(span, OUTPUT_TOKENS_KEYS, OUT_TOKEN_PREFIXES)
+        if tokens_in is None and tokens_out is None:
+            return None
+        total = (tokens_in or 0) + (tokens_out or 0)
+    return int(total)
+
+
 def span_ttft(span: Span) -> float | None:
     """Seconds from the span's start to its first token: an attribute if given, else a first-token event
     (decoding the span only when its bytes name such an event)."""
     if span.may_contain(b"first"):
-        seconds = _first_number(span, TTFT_KEYS, _TTFT_PREFIXES)
+        seconds = first_number(span, TTFT_KEYS, _TTFT_PREFIXES)
         if seconds is not None:
             return float(seconds)
         if span.may_contain(*_FIRST_TOKEN_MARKERS):

@@ -185,6 +185,12 @@ class Span:
         return self._links
 
     @property
+    def payload(self) -> bytes | None:
+        """A received span's serialised attributes, events and links, as received (never decoded here), for
+        readers that find one value without decoding them all; None for a span built in code."""
+        return self._payload
+
+    @property
     def search_bytes(self) -> bytes:
         """Lower-cased bytes the filter searches: every string of the span (name, attribute keys and
         values, events). For a received span that is its serialised payload, lowered on each call

@@ -12,7 +12,13 @@ in: eviction and clearing keep every figure right.
 change sets (the list's refresh policy drains those): it walks the store in slices of a time budget,
 adds the spans it has not counted, and takes out those of traces the store evicted, whose ``Trace``
 objects it holds until then. A million spans are read once, across frames; after that a pass costs a
-dictionary look-up per trace.
+dictionary look-up per trace. The App keeps one tracker in *follow* mode (handed every change set the
+list applies), whose passes after the first look only at the traces named since.
+
+Reading is what costs: a span without LLM figures (most) is a few byte searches and a tally, counted
+with the others of its batch that share its service, time bucket, duration bucket and status
+(:meth:`Stats.add_spans`); an LLM span's model, tokens, timings and time to first token are read from
+its serialised bytes by the query's readers (:mod:`tui.model.query`), never decoded.
 """
 
 from __future__ import annotations
@@ -24,16 +30,25 @@ from dataclasses import dataclass
 from itertools import islice
 
 from tui.model.conventions import (
-    FIRST_TOKEN_EVENTS,
     INPUT_TOKENS_KEYS,
     OLLAMA_TIMINGS,
     OUTPUT_TOKENS_KEYS,
     SUMMARY_MODEL_KEYS,
-    TTFT_KEYS,
     USAGE_MARKERS,
 )
-from tui.model.span import Attributes, Event, Span
-from tui.model.store import Trace, TraceStore
+from tui.model.genai import first_token_seconds
+from tui.model.query import (
+    IN_TOKEN_PREFIXES,
+    OUT_TOKEN_PREFIXES,
+    first_number,
+    in_memory,
+    key_prefix,
+    raw_payload,
+    span_ttft,
+    wire_scalars,
+)
+from tui.model.span import Span, StatusCode
+from tui.model.store import StoreChanges, Trace, TraceStore
 
 #: Width of a time bucket: windows and sparkline points are made of these.
 BUCKET_SECONDS = 5
@@ -165,65 +180,75 @@ class Sample:
 
     @classmethod
     def of(cls, span: Span) -> Sample:
+        """Read from a received span's bytes (the query's readers, :mod:`tui.model.query`), never decoding
+        it unless it names a first-token event and no time-to-first-token attribute."""
         duration_s = span.duration_ns / 1e9
         key = Histogram.bucket(duration_s)
         service, bucket, error = span.resource.service_name, span.end_ns // _BUCKET_NS, span.is_error
         if not span.may_contain(*USAGE_MARKERS):
             return cls(service, "", bucket, key, error)
-        attributes, events = _peek(span)
-        model = _first_str(attributes, SUMMARY_MODEL_KEYS)
-        tokens_in = _first_int(attributes, INPUT_TOKENS_KEYS)
-        tokens_out = _first_int(attributes, OUTPUT_TOKENS_KEYS)
-        first = _first_token(attributes, events, span.start_ns)
+        model = span_model(span)
+        tokens_in, tokens_out = _tokens(span)
+        first = _first_token(span, duration_s)
         speed = None
         if tokens_out:
-            generating = attributes.get(OLLAMA_TIMINGS["eval_duration"])
-            if isinstance(generating, (int, float)) and not isinstance(generating, bool) and generating > 0:
-                seconds = generating / 1e9
-            else:
-                seconds = duration_s - (first or 0.0)
+            generating = None
+            if span.may_contain(_EVAL_MARKER):
+                generating = first_number(span, _EVAL_KEYS, _EVAL_PREFIXES)
+            seconds = generating / 1e9 if generating else duration_s - (first or 0.0)
             speed = tokens_out / seconds if seconds > 0 else None
         return cls(service, model, bucket, key, error, tokens_in, tokens_out, speed, first)
 
 
-def _peek(span: Span) -> tuple[Attributes, tuple[Event, ...]]:
-    """A span's attributes and events, decoded for this read only when the span has not kept them: the
-    stats read every LLM span once, and keeping a million decoded payloads would double the memory."""
-    if span._attributes is None and span._payload is not None and span._decode is not None:
-        attributes, events, _ = span._decode(span._payload)
-        return attributes, events
-    return span.attributes, span.events
+#: Half as many searches as :data:`USAGE_MARKERS`, in every span having one of them (and in few others:
+#: those go through :meth:`Sample.of`, which tests the markers themselves).
+_USAGE_HINTS = (b"usage.", b".model", b"model_name", b"token_count.")
+assert all(any(hint in marker for hint in _USAGE_HINTS) for marker in USAGE_MARKERS)
+_MODEL_PREFIXES = tuple(key_prefix(key) for key in SUMMARY_MODEL_KEYS)
+_EVAL_KEYS = (OLLAMA_TIMINGS["eval_duration"],)
+_EVAL_PREFIXES = tuple(map(key_prefix, _EVAL_KEYS))
+_EVAL_MARKER = _EVAL_KEYS[0].encode()
 
 
-def _first_str(a: Attributes, keys: Iterable[str]) -> str:
-    for key in keys:
-        value = a.get(key)
-        if isinstance(value, str) and value:
-            return value
+def span_model(span: Span) -> str:
+    """The model a span names (the first of :data:`SUMMARY_MODEL_KEYS` with a non-empty string), read
+    from a received span's bytes like the query's ``model:`` term."""
+    if in_memory(span):
+        attributes = span.attributes
+        for key in SUMMARY_MODEL_KEYS:
+            value = attributes.get(key)
+            if isinstance(value, str) and value:
+                return value
+        return ""
+    payload = raw_payload(span)
+    for prefix in _MODEL_PREFIXES:
+        if prefix in payload:
+            for value in wire_scalars(payload, prefix):
+                if isinstance(value, str) and value:
+                    return value
     return ""
 
 
-def _first_int(a: Attributes, keys: Iterable[str]) -> int | None:
-    for key in keys:
-        value = a.get(key)
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, (int, float)):
-            return int(value)
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-    return None
+def _tokens(span: Span) -> tuple[int | None, int | None]:
+    """Input and output tokens as :func:`span_tokens` reads them, without its total (not shown here)."""
+    if not span.may_contain(b"token"):
+        return None, None
+    tokens_in = first_number(span, INPUT_TOKENS_KEYS, IN_TOKEN_PREFIXES)
+    tokens_out = first_number(span, OUTPUT_TOKENS_KEYS, OUT_TOKEN_PREFIXES)
+    return None if tokens_in is None else int(tokens_in), None if tokens_out is None else int(tokens_out)
 
 
-def _first_token(a: Attributes, events: tuple[Event, ...], start_ns: int) -> float | None:
-    for key in TTFT_KEYS:
-        value = a.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    for event in events:
-        if event.name in FIRST_TOKEN_EVENTS:
-            return max(0, event.time_ns - start_ns) / 1e9
-    return None
+def _first_token(span: Span, duration_s: float) -> float | None:
+    """:func:`span_ttft`, through the one rule for a reported value (:func:`first_token_seconds`); a span
+    it had to decode (for a first-token event) is left undecoded again: a million decoded payloads kept
+    would double the memory."""
+    undecoded = span._attributes is None
+    seconds = span_ttft(span)
+    if undecoded and span._attributes is not None:
+        span._attributes, span._events, span._links = None, (), ()
+    if seconds is None or 0 <= seconds <= duration_s:
+        return seconds
+    return first_token_seconds(seconds, duration_s)[0]
 
 
 class Group:
@@ -243,6 +268,18 @@ class Group:
         cell.add(sample, n)
         if cell.count <= 0:
             del self.cells[sample.end_bucket]
+
+    def add_plain(self, bucket: int, duration_key: int, error: bool, n: int) -> None:
+        """``n`` spans with a duration and no LLM figures (what most spans are)."""
+        for cell in (self.total, self.cells.get(bucket)):
+            if cell is None:
+                cell = self.cells[bucket] = Cell()
+            cell.count += n
+            if error:
+                cell.errors += n
+            cell.duration.add_key(duration_key, n)
+        if self.cells[bucket].count <= 0:
+            del self.cells[bucket]
 
     def window(self, since_bucket: int | None) -> Cell:
         if since_bucket is None:
@@ -319,14 +356,47 @@ class Stats:
 
     def add(self, span: Span, n: int = 1) -> None:
         """Count ``span`` (``n=-1``: take it out, as it was counted)."""
-        sample = Sample.of(span)
+        self._add_sample(Sample.of(span), n)
+
+    def remove(self, span: Span) -> None:
+        self.add(span, -1)
+
+    def add_spans(self, spans: Iterable[Span], n: int = 1) -> None:
+        """Count every span of ``spans`` (``n=-1``: take them out), as :meth:`add` would one by one, faster:
+        spans without LLM figures (most) are tallied by (service, time bucket, duration bucket, error) and
+        each distinct tally is added once; the others are read from their bytes (:meth:`Sample.of`)."""
+        plain: dict[tuple[str, int, int, bool], int] = {}
+        get = plain.get
+        markers = _USAGE_HINTS
+        log, log_growth, error_code = math.log, _LOG_GROWTH, StatusCode.ERROR
+        count = 0
+        for span in spans:
+            payload = span.payload
+            if payload is None or any(marker in payload for marker in markers):
+                self._add_sample(Sample.of(span), n)
+                continue
+            count += 1
+            start, end = span.start_ns, span.end_ns
+            seconds = (end - start) / 1e9
+            key = (span.resource.service_name, end // _BUCKET_NS,
+                   math.floor(log(seconds) / log_growth) if seconds > 1e-12 else ZERO_BUCKET,
+                   span.status_code is error_code)
+            plain[key] = get(key, 0) + 1
+        self.spans += n * count
+        services = self.groups[SERVICE]
+        for (service, bucket, duration_key, error), times in plain.items():
+            group = services.get(service)
+            if group is None:
+                group = services[service] = Group()
+            group.add_plain(bucket, duration_key, error, n * times)
+            if group.total.count <= 0:
+                del services[service]
+
+    def _add_sample(self, sample: Sample, n: int) -> None:
         self.spans += n
         self._add(self.groups[SERVICE], sample.service, sample, n)
         if sample.model:
             self._add(self.groups[MODEL], sample.model, sample, n)
-
-    def remove(self, span: Span) -> None:
-        self.add(span, -1)
 
     @staticmethod
     def _add(groups: dict[str, Group], name: str, sample: Sample, n: int) -> None:
@@ -388,6 +458,8 @@ class _Counted:
 
 #: Traces a pass looks at between two checks of the clock.
 _CHECK_EVERY = 16
+#: Spans counted together (:meth:`Stats.add_spans`): a batch takes a few milliseconds at most.
+_BATCH = 128
 
 
 class StatsTracker:
@@ -397,10 +469,22 @@ class StatsTracker:
     pass it worked on has finished (then the figures are those of the store at the pass's start, or
     later). A re-sent span that replaced one already counted cannot be taken out as it was counted, so
     it starts the count over (rare: exporters re-send identical spans, which the receiver drops).
+
+    With ``follow=True`` the owner hands the tracker every change set of the store (:meth:`note`) from
+    its creation on, and only the first pass walks the whole store: later ones look at the traces the
+    change sets named, and at the oldest counted ones only when some were evicted or the store cleared,
+    so a tracker kept by the App costs next to nothing while nothing arrives (:attr:`idle`).
     """
 
-    def __init__(self, store: TraceStore) -> None:
+    def __init__(self, store: TraceStore, *, follow: bool = False) -> None:
         self.store = store
+        self.follow = follow
+        #: Trace ids the change sets named since the last pass began (follow mode), in arrival order.
+        self._dirty: dict[str, None] = {}
+        #: Some trace was evicted, or the store cleared, since the last pass began (follow mode).
+        self._gone = False
+        #: The next pass walks the whole store.
+        self._full = True
         self.stats = Stats()
         #: By the trace's arrival number, oldest first (the store evicts in that order).
         self._counted: dict[int, _Counted] = {}
@@ -415,6 +499,19 @@ class StatsTracker:
     def fraction(self) -> float:
         done, total = self.progress
         return 1.0 if self.complete or not total else done / total
+
+    def note(self, changes: StoreChanges) -> None:
+        """One change set of the store (follow mode: every one of them, in order)."""
+        if changes.evicted or changes.cleared:
+            self._gone = True
+        if changes.updated:
+            self._dirty.update(dict.fromkeys(changes.updated))
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to do until the store changes (follow mode only: otherwise each pass walks the store)."""
+        return (self.follow and self.complete and self._pass is None and not self._dirty and not self._gone
+                and not self._full)
 
     def step(self, budget_s: float = 0.01) -> bool:
         """Work for about ``budget_s``; True when a pass has just finished (the next call starts another)."""
@@ -440,12 +537,21 @@ class StatsTracker:
         self.stats = Stats()
         self._counted = {}
         self.complete = False
+        self._full = True
 
     def _walk(self) -> Generator[None, None, None]:
         store = self.store
         counted = self._counted
+        check = self._gone or not self.follow
+        self._gone = False
+        if counted and check:
+            newest = next(reversed(counted.values())).trace
+            if store.get(newest.trace_id) is not newest:  # cleared, or all evicted: nothing to take out
+                self._start_over()
+                counted = self._counted
         # Evictions, and clear(): the store drops traces oldest first, so the gone ones are in front.
-        while counted:
+        gone: list[Span] = []
+        while counted and check:
             seq, entry = next(iter(counted.items()))
             trace = entry.trace
             if store.get(trace.trace_id) is trace:
@@ -454,15 +560,32 @@ class StatsTracker:
             if trace.replaced != entry.replaced:
                 self._start_over()
                 counted = self._counted
+                gone = []
                 break
-            for span in islice(trace.spans.values(), entry.spans):
-                self.stats.remove(span)
-            yield
-        ids = store.trace_ids()
+            gone.extend(islice(trace.spans.values(), entry.spans))
+            if len(gone) >= _BATCH:
+                self.stats.add_spans(gone, -1)
+                gone = []
+                yield
+        self.stats.add_spans(gone, -1)
+        if self._full or not self.follow:
+            self._full, self._dirty = False, {}  # the walk sees every trace named so far
+            ids = store.trace_ids()
+        else:  # the traces the change sets named, oldest first (``counted`` must stay in arrival order)
+            named, self._dirty = self._dirty, {}
+            alive = [trace for trace in map(store.get, named) if trace is not None]
+            alive.sort(key=lambda trace: trace.seq)
+            ids = [trace.trace_id for trace in alive]
         self.progress = (0, len(ids))
+        # New spans are counted a batch at a time (see Stats.add_spans); the batch is counted before the
+        # pass ends, so a finished pass leaves nothing behind.
+        batch: list[Span] = []
         for i, trace_id in enumerate(ids):
             if i % _CHECK_EVERY == 0:
                 self.progress = (i, len(ids))
+                if len(batch) >= _BATCH:
+                    self.stats.add_spans(batch)
+                    batch = []
                 yield
             held = store.get(trace_id)
             if held is None:
@@ -476,14 +599,13 @@ class StatsTracker:
                 self._start_over()
                 self._restart = True
                 return
-            new = list(islice(held.spans.values(), seen.spans, None))
-            seen.spans += len(new)
+            before = len(batch)
+            batch.extend(islice(held.spans.values(), seen.spans, None))
+            seen.spans += len(batch) - before
             seen.version = held.version
-            add = self.stats.add
-            for at in range(0, len(new), 4096):
-                for span in new[at:at + 4096]:
-                    add(span)
-                if len(new) > 4096:
-                    yield
+            while len(batch) >= 4 * _BATCH:  # a huge trace: counted over several frames
+                self.stats.add_spans(batch[:_BATCH])
+                del batch[:_BATCH]
+                yield
+        self.stats.add_spans(batch)
         self.progress = (len(ids), len(ids))
-

@@ -9,9 +9,10 @@ benchmarked without a UI.
 
 from __future__ import annotations
 
+import heapq
 import time
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate, islice
 
@@ -268,6 +269,27 @@ class _Order:
         self.key_of.update(zip(ids, keys, strict=True))
         self._touch(0)
 
+    def extend(self, keys: list[int], ids: list[str]) -> None:
+        """File ``ids`` under ``keys`` (sorted, all newer than every entry) at the end: the last chunk
+        filled up to :attr:`LOAD`, then whole chunks (an order built a slice at a time, see
+        :meth:`TraceListIndex.continue_sort`)."""
+        if not keys:
+            return
+        self.key_of.update(zip(ids, keys, strict=True))
+        load = self.LOAD
+        if self._keys and len(self._keys[-1]) < load:
+            c = len(self._keys) - 1
+            room = load - len(self._keys[c])
+            self._keys[c] += keys[:room]
+            self._ids[c] += ids[:room]
+            self._maxes[c] = self._keys[c][-1]
+            self._touch(c)
+            keys, ids = keys[room:], ids[room:]
+        for i in range(0, len(keys), load):
+            self._keys.append(keys[i:i + load])
+            self._ids.append(ids[i:i + load])
+            self._maxes.append(self._keys[-1][-1])
+
     def update(self, changes: Mapping[str, int | None]) -> None:
         """File each trace id under its new key (``None``: remove it; unfiled ids are added).
 
@@ -437,23 +459,30 @@ class _UsageScan:
 
 @dataclass(slots=True)
 class _Sorting:
-    """A new sort whose keys are being computed (see :meth:`TraceListIndex.set_sort`)."""
+    """A new sort under way (see :meth:`TraceListIndex.set_sort`): its keys computed a slice at a time into
+    sorted runs, then the runs merged a chunk at a time into the new orders, which are swapped in whole."""
 
     sort: str
     key: Callable[[Trace], int]
     #: Ids not keyed yet, in chunks (from the end, newest first).
     pending: list[list[str]]
-    keys: dict[str, int] = field(default_factory=dict)
-    #: Traces changed or added since the keys began: keyed again at the end.
+    #: Each key computed, and the id it belongs to (keys are unique).
+    id_of: dict[int, str] = field(default_factory=dict)
+    #: Sorted runs of keys, and the keys not yet sorted into one.
+    runs: list[list[int]] = field(default_factory=list)
+    batch: list[int] = field(default_factory=list)
+    #: Once every key is known: the runs merged, oldest first, and the new orders built from them.
+    merged: Iterator[int] | None = None
+    every: _Order | None = None
+    #: The new order of the filter's members (None: the members are every trace).
+    members: _Order | None = None
+    #: Traces changed or added, evicted, or let in or out by the filter since the keys began: filed again
+    #: at the end (what changed while a sort was under way, not the whole list).
     dirty: set[str] = field(default_factory=set)
-
-
-def _trace_test(span_test: SpanTest | None) -> Callable[[Trace], bool] | None:
-    """A trace matches when one of its spans does."""
-    if span_test is None:
-        return None
-
-    return lambda trace: any(map(span_test, trace.spans.values()))
+    gone: set[str] = field(default_factory=set)
+    member_changes: set[str] = field(default_factory=set)
+    #: The filter changed while the runs were merged: the members' order is built again at the end.
+    members_stale: bool = False
 
 
 class TraceListIndex:
@@ -715,8 +744,10 @@ class TraceListIndex:
         if errors_only is not None:
             self.errors_only = errors_only
         query = self.query = parsed
+        if self._sorting is not None:  # the members' new order, if being built, is for the old filter
+            self._sorting.members_stale = True
         self._span_test = query.span_test()
-        self._test = _trace_test(self._span_test)
+        self._test = query.trace_test()
         self._gone = {}
         narrower = (was_done and (self.errors_only or not old_errors) and bool(old_query.typed or old_errors)
                     and query.narrows(old_query, self.store.resource_keys))
@@ -801,6 +832,8 @@ class TraceListIndex:
         filed = self._all.key_of
         keys = [filed.get(t.trace_id) or self._key(t) for t in found]
         members = self._members
+        if self._sorting is not None:
+            self._sorting.member_changes.update(ids)
         if members.rank(keys[-1]) == 0 and keys == sorted(keys):
             members.prepend(keys, ids)
         else:  # a trace's start moved since the scan began, or a live update got ahead
@@ -832,8 +865,12 @@ class TraceListIndex:
     #
     # A new sort needs a key for every trace; a duration is a subtraction, but tokens and times to first
     # token are read out of LLM spans' bytes, which for a million spans takes longer than a frame. So the
-    # keys are computed in slices, newest first, while the list keeps its old order; when all are known
-    # the orders are swapped in one go (sorting a million ints is C speed) and the selection is kept.
+    # keys are computed in slices, newest first, while the list keeps its old order, and sorted into runs
+    # as they come; the runs are then merged into the new orders a chunk at a time, still in slices, and
+    # the finished orders are swapped in at once, with only what changed meanwhile filed again.
+
+    #: Keys sorted into one run (a C sort of this many ints takes a few ms).
+    SORT_RUN = 32_768
 
     def set_sort(self, sort: str, *, now: bool = True) -> None:
         """Sort the list by ``sort`` (a key of :data:`SORTS`); with ``now`` it completes at once,
@@ -852,53 +889,108 @@ class TraceListIndex:
 
     @property
     def sort_progress(self) -> float:
-        """Share of the traces a new sort has its keys for (1.0 when done)."""
+        """Share of a new sort done (1.0 when done): keys computed, then (the last tenth) merged."""
         sorting = self._sorting
         if sorting is None:
             return 1.0
-        total = len(sorting.keys) + sum(map(len, sorting.pending))
-        return len(sorting.keys) / total if total else 1.0
+        keyed = len(sorting.id_of)
+        if sorting.every is None:
+            total = keyed + sum(map(len, sorting.pending))
+            return 0.9 * keyed / total if total else 0.9
+        return 0.9 + 0.1 * len(sorting.every) / keyed if keyed else 0.9
 
     def continue_sort(self, budget_s: float | None) -> bool:
-        """Compute a new sort's keys for ``budget_s`` seconds (None: to the end); True when it was put
-        in place (the rows moved)."""
+        """Work on a new sort for ``budget_s`` seconds (None: to the end); True when it was put in place
+        (the rows moved)."""
         sorting = self._sorting
         if sorting is None:
             return False
         deadline = None if budget_s is None else time.perf_counter() + budget_s
-        pending, keys, key, get = sorting.pending, sorting.keys, sorting.key, self.store.get
+        pending, id_of, key, get = sorting.pending, sorting.id_of, sorting.key, self.store.get
+        batch, run = sorting.batch, self.SORT_RUN
         checked = 0
         while pending:
             chunk = pending[-1]
             while chunk:
                 trace = get(chunk.pop())
                 if trace is not None:
-                    keys[trace.trace_id] = key(trace)
+                    k = key(trace)
+                    id_of[k] = trace.trace_id
+                    batch.append(k)
+                    if len(batch) >= run:
+                        batch.sort()
+                        sorting.runs.append(batch)
+                        batch = sorting.batch = []
                 checked += 1
                 if checked % 256 == 0 and deadline is not None and time.perf_counter() > deadline:
                     return False
             pending.pop()
+        if sorting.merged is None:
+            if batch:
+                batch.sort()
+                sorting.runs.append(batch)
+                sorting.batch = []
+            runs = sorting.runs
+            sorting.merged = iter(runs[0]) if len(runs) == 1 else heapq.merge(*runs)
+            sorting.runs = []
+            sorting.every = _Order()
+            sorting.members = None if self._members is self._all else _Order()
+            sorting.members_stale = False
+            if deadline is not None and time.perf_counter() > deadline:
+                return False
+        every, members, merged = sorting.every, sorting.members, sorting.merged
+        assert every is not None
+        step = _Order.LOAD
+        stepped = False
+        while True:
+            keys = list(islice(merged, step))
+            if not keys:
+                if stepped and deadline is not None:
+                    return False  # the swap in a slice of its own, with the rows' redraw it causes
+                break
+            stepped = True
+            ids = list(map(id_of.__getitem__, keys))
+            every.extend(keys, ids)
+            if members is not None and not sorting.members_stale:
+                shown = self._members.key_of
+                kept = [i for i, trace_id in enumerate(ids) if trace_id in shown]
+                members.extend([keys[i] for i in kept], [ids[i] for i in kept])
+            if deadline is not None and time.perf_counter() > deadline:
+                return False
         self._sorting = None
-        for trace_id in sorting.dirty:  # changed while the keys were computed
-            trace = get(trace_id)
-            if trace is not None:
-                keys[trace_id] = key(trace)
-        filed = self._all.key_of
-        every = {trace_id: k for trace_id, k in keys.items() if trace_id in filed}
-        self.sort, self._key = sorting.sort, key
-        members_were_all = self._members is self._all
-        self._all = _Order.of_keys(every)
-        if members_were_all:
-            self._members = self._all
+        self._swap_sort(sorting, every, members)
+        return True
+
+    def _swap_sort(self, sorting: _Sorting, every: _Order, members: _Order | None) -> None:
+        """Put a sort's finished orders in place, first filing again what changed while they were built."""
+        get, key, filed = self.store.get, sorting.key, self._all.key_of
+        changes: dict[str, int | None] = {}
+        for trace_id in sorting.dirty | sorting.gone:
+            if trace_id in filed:
+                trace = get(trace_id)
+                if trace is not None:
+                    changes[trace_id] = key(trace)
+            else:
+                changes[trace_id] = None
+        every.update(changes)
+        shown = self._members.key_of
+        if self._members is self._all:
+            members = every
+        elif members is None or sorting.members_stale:
+            members = _Order.of_keys({t: k for t in shown if (k := every.key_of.get(t)) is not None})
         else:
-            self._members = _Order.of_keys({t: every[t] for t in self._members.key_of if t in every})
+            filed_now = every.key_of.get
+            members.update({t: filed_now(t) if t in shown else None
+                            for t in sorting.member_changes | changes.keys()})
+        self.sort, self._key = sorting.sort, key
+        self._all, self._members = every, members
         if self._pending:  # a filter still scanning: newest first in the new order too
             waiting = {trace_id for chunk in self._pending for trace_id in chunk}
             self._pending = [c for c in ([t for t in chunk if t in waiting]
                                          for chunk in self._all.id_chunks(copy=False)) if c]
         self._gone = {}
+        self._layout = None
         self._order_expanded()
-        return True
 
     # --- applying changes --------------------------------------------------------------------------
 
@@ -932,7 +1024,7 @@ class TraceListIndex:
         sorting = self._sorting
         if sorting is not None:
             sorting.dirty.update(changes.updated)
-            sorting.dirty.difference_update(changes.evicted)
+            sorting.gone.update(changes.evicted)
         members, every = self._members, self._all
         filtered = members is not every
         moves: dict[str, int | None] = {}
@@ -977,6 +1069,8 @@ class TraceListIndex:
         every.update(moves)  # while nothing is filtered, the members are every trace: this is them
         if filtered:
             members.update(member_moves)
+            if sorting is not None:
+                sorting.member_changes.update(member_moves)
         if reorder:
             self._order_expanded()
         if added and self._want_expanded:

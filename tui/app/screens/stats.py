@@ -2,9 +2,11 @@
 time to first token, over everything held or the last 1 / 5 / 15 minutes, with sparklines of the
 highlighted row's rate, latency and tokens/s over time.
 
-It opens at once, whatever the store holds: a :class:`StatsTracker` reads the store a few milliseconds
-per frame (a million spans take a while, and the line above the tables says how far it got), then keeps
-the figures up to date, evictions included, once a second. The tables are ``DataTable`` widgets,
+It opens at once, whatever the store holds, on the App's :class:`StatsTracker`, which has followed the
+store since the App started (a few milliseconds a tick in the background): its figures are there, or
+nearly. While the tracker catches up (a million spans loaded at once) the screen gives it a few
+milliseconds a frame, and the line above the tables says how far it got; then it keeps the figures up
+to date, evictions included, once a second. The tables are ``DataTable`` widgets,
 which draw only the rows on screen, and hold the busiest :data:`SHOWN_ROWS` groups.
 """
 
@@ -25,9 +27,10 @@ from tui.app.present.stats import columns, filter_for, intro, row_cells, series_
 from tui.model.stats import MODEL, SERVICE, WINDOWS, StatsTracker
 from tui.model.store import TraceStore
 
-#: The tracker works this long per frame.
-STEP_SECONDS = 0.015
-FRAME_SECONDS = 0.05
+#: The tracker works this long per frame (keys are answered within a frame or two; the list's screen,
+#: underneath, leaves the tracker to this one while it is open).
+STEP_SECONDS = 0.007
+FRAME_SECONDS = 0.01
 #: The tables are redrawn this often (while the first reading goes on, too, to show its progress).
 REFRESH_SECONDS = 1.0
 #: Rows each table holds, busiest first.
@@ -59,9 +62,12 @@ class StatsScreen(ModalScreen[str | None]):
     StatsScreen Sparkline { width: 1fr; }
     """
 
-    def __init__(self, store: TraceStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: TraceStore, *, clock: Callable[[], float] = time.time,
+                 tracker: StatsTracker | None = None) -> None:
+        """``tracker``: the App's (following the store since it started: the figures are there at once);
+        without one the screen reads the store itself."""
         super().__init__()
-        self.tracker = StatsTracker(store)
+        self.tracker = tracker if tracker is not None and tracker.store is store else StatsTracker(store)
         self.clock = clock
         #: Seconds of the window shown, None for everything held.
         self.window: int | None = None
