@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from support.demo_store import CLOCK_NOW, demo_store  # noqa: E402
 from support.fake_ollama import FakeOllama  # noqa: E402
-from support.genai_spans import agent_with_tools, record_all  # noqa: E402
+from support.genai_spans import agent_with_tools  # noqa: E402
 from support.receivers import Running, export, send  # noqa: E402
 from support.sdk_spans import record  # noqa: E402
 from tui.app.app import OllamaTuiApp  # noqa: E402
@@ -71,7 +71,7 @@ async def shoot(name: str, keys: list[str] | None) -> None:
 
 async def shoot_conversation(name: str = "conversation.svg") -> None:
     """An agent run with a tool call: its trace expanded, the Conversation tab on the second LLM call."""
-    store = demo_store(traces=[*record_all(), record(agent_with_tools, "weather-agent")])
+    store = demo_store(as_recorded=[record(agent_with_tools, "weather-agent")])
     app = OllamaTuiApp(OtlpReceivers(ReceiverConfig()), store, clock=lambda: CLOCK_NOW)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()

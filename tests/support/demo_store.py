@@ -19,30 +19,48 @@ CLOCK_NOW = BASE_NS / 1e9 + 90
 _VOLATILE_RESOURCE_KEYS = {"service.instance.id", "telemetry.sdk.version"}
 
 
-def demo_store(max_spans: int = 100_000, traces: list | None = None) -> TraceStore:
-    """The demo traces (or ``traces``, each a list of SDK spans) with fixed ids and times."""
+def demo_store(max_spans: int = 100_000, as_recorded: list | None = None) -> TraceStore:
+    """The demo traces with fixed ids and times (each span laid out by its place in the trace, so the
+    snapshots never move), then ``as_recorded`` (each a list of SDK spans) with fixed ids and their own
+    recorded layout, stretched :data:`STRETCH` times: a run whose steps follow one another stays so."""
     store = TraceStore(max_spans)
-    for t, spans in enumerate(record_all() if traces is None else traces):
-        request = encode_spans(spans)
-        ids: dict[bytes, bytes] = {}
-        trace_id = (t + 1).to_bytes(16, "big")
-        for rs in request.resource_spans:
-            kept = [kv for kv in rs.resource.attributes if kv.key not in _VOLATILE_RESOURCE_KEYS]
-            del rs.resource.attributes[:]
-            rs.resource.attributes.extend(kept)
-            for ss in rs.scope_spans:
-                ordered = sorted(ss.spans, key=lambda s: s.start_time_unix_nano)
-                for i, span in enumerate(ordered):
-                    ids[span.span_id] = ((t + 1) * 100 + i + 1).to_bytes(8, "big")
-                for i, span in enumerate(ordered):
-                    span.trace_id = trace_id
-                    span.span_id = ids[span.span_id]
-                    if span.parent_span_id:
-                        span.parent_span_id = ids[span.parent_span_id]
-                    start = BASE_NS + t * 7_000_000_000 + i * 40_000_000
-                    span.start_time_unix_nano = start
-                    span.end_time_unix_nano = start + (len(ordered) - i) * 350_000_000
-                    for e, event in enumerate(span.events):
-                        event.time_unix_nano = start + (e + 1) * 10_000_000
-        store.add_spans(spans_from_request(request).spans)
+    traces = record_all()
+    for t, spans in enumerate([*traces, *(as_recorded or [])]):
+        store.add_spans(_fixed(t, spans, laid_out=t < len(traces)))
     return store
+
+
+#: How much longer a trace kept ``as_recorded`` is than it was (a test's spans last milliseconds).
+STRETCH = 200
+
+
+def _fixed(t: int, spans: list, *, laid_out: bool) -> list:
+    request = encode_spans(spans)
+    ids: dict[bytes, bytes] = {}
+    trace_id = (t + 1).to_bytes(16, "big")
+    base = BASE_NS + t * 7_000_000_000
+    for rs in request.resource_spans:
+        kept = [kv for kv in rs.resource.attributes if kv.key not in _VOLATILE_RESOURCE_KEYS]
+        del rs.resource.attributes[:]
+        rs.resource.attributes.extend(kept)
+        for ss in rs.scope_spans:
+            ordered = sorted(ss.spans, key=lambda s: s.start_time_unix_nano)
+            first = ordered[0].start_time_unix_nano if ordered else 0
+            for i, span in enumerate(ordered):
+                ids[span.span_id] = ((t + 1) * 100 + i + 1).to_bytes(8, "big")
+            for i, span in enumerate(ordered):
+                span.trace_id = trace_id
+                span.span_id = ids[span.span_id]
+                if span.parent_span_id:
+                    span.parent_span_id = ids[span.parent_span_id]
+                if laid_out:
+                    start = base + i * 40_000_000
+                    end = start + (len(ordered) - i) * 350_000_000
+                else:
+                    start = base + (span.start_time_unix_nano - first) * STRETCH
+                    end = base + (span.end_time_unix_nano - first) * STRETCH
+                offset = start - span.start_time_unix_nano
+                span.start_time_unix_nano, span.end_time_unix_nano = start, end
+                for e, event in enumerate(span.events):
+                    event.time_unix_nano = start + (e + 1) * 10_000_000 if laid_out else event.time_unix_nano + offset
+    return spans_from_request(request).spans
