@@ -330,12 +330,13 @@ def content(value: Any) -> tuple[str, tuple[ToolCall, ...], str]:
     """A message's content as (text, tool calls, id of the tool call it answers): plain text as is, a list
     of content blocks (structured, or as JSON text) read block by block, other data as JSON."""
     if isinstance(value, str):
-        if value[:1] == "[" or value.lstrip()[:1] == "[":
+        opening = value.lstrip()[:7]
+        if opening[:1] == "[" or opening == '{"type"':
             try:
                 data = json.loads(value)
             except ValueError:
                 return value, (), ""
-            read = _blocks(data)
+            read = _blocks(data) if isinstance(data, list) else _langchain_message(data)
             if read is not None:
                 return read
         return value, (), ""
@@ -344,6 +345,15 @@ def content(value: Any) -> tuple[str, tuple[ToolCall, ...], str]:
         return "", (), ""
     read = _blocks(data)
     return read if read is not None else (_json_text(data), (), "")
+
+
+def _langchain_message(data: Any) -> tuple[str, tuple[ToolCall, ...], str] | None:
+    """A LangChain message as OpenInference dumps it (``{"type": "tool", "data": {"content": …,
+    "tool_call_id": …}}``, a tool span's ``output.value``): its text; None for any other object."""
+    inner = data.get("data") if isinstance(data, dict) else None
+    if not (isinstance(inner, dict) and isinstance(inner.get("content"), str)):
+        return None
+    return inner["content"], (), str(inner.get("tool_call_id") or "")
 
 
 def _blocks(data: Any) -> tuple[str, tuple[ToolCall, ...], str] | None:

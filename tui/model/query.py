@@ -1006,22 +1006,21 @@ def span_tokens(span: Span) -> tuple[int | None, int | None, int | None]:
             None if total is None else int(total))
 
 
-def _input_tokens(span: Span) -> int | None:
-    """``span_tokens(span)[0]``, without reading the other counts."""
+def _token_count(span: Span, keys: tuple[str, ...], prefixes: tuple[bytes, ...]) -> int | None:
+    """One of ``span_tokens(span)``'s counts, without reading the others."""
     payload = span.payload
     if payload is not None and b"token" not in payload:
         return None
-    tokens = first_number(span, INPUT_TOKENS_KEYS, IN_TOKEN_PREFIXES)
+    tokens = first_number(span, keys, prefixes)
     return None if tokens is None else int(tokens)
+
+
+def _input_tokens(span: Span) -> int | None:
+    return _token_count(span, INPUT_TOKENS_KEYS, IN_TOKEN_PREFIXES)
 
 
 def _output_tokens(span: Span) -> int | None:
-    """``span_tokens(span)[1]``, without reading the other counts."""
-    payload = span.payload
-    if payload is not None and b"token" not in payload:
-        return None
-    tokens = first_number(span, OUTPUT_TOKENS_KEYS, OUT_TOKEN_PREFIXES)
-    return None if tokens is None else int(tokens)
+    return _token_count(span, OUTPUT_TOKENS_KEYS, OUT_TOKEN_PREFIXES)
 
 
 def _total_tokens(span: Span) -> int | None:
