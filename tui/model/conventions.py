@@ -128,6 +128,35 @@ OPENINFERENCE_OUTPUT: Final = "llm.output_messages"
 INPUT_VALUE: Final = "input.value"
 OUTPUT_VALUE: Final = "output.value"
 
+# --- request parameters and tool definitions (read to replay a call, issue 17) -----------------------
+
+#: Recorded request parameters → the Ollama ``options`` field each becomes.
+REQUEST_OPTIONS: Final[Mapping[str, str]] = MappingProxyType({
+    "gen_ai.request.temperature": "temperature",
+    "gen_ai.request.top_p": "top_p",
+    "gen_ai.request.top_k": "top_k",
+    "gen_ai.request.max_tokens": "num_predict",
+    "gen_ai.request.seed": "seed",
+    "gen_ai.request.stop_sequences": "stop",
+})
+#: OpenInference's request parameters as one JSON object, and its names → the Ollama option each becomes.
+INVOCATION_PARAMETERS: Final = "llm.invocation_parameters"
+INVOCATION_OPTIONS: Final[Mapping[str, str]] = MappingProxyType({
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "max_tokens": "num_predict",
+    "max_completion_tokens": "num_predict",
+    "num_predict": "num_predict",
+    "seed": "seed",
+    "stop": "stop",
+})
+#: Tools offered to the model: a JSON list (GenAI), OpenLLMetry's ``llm.request.functions.<N>.<field>``,
+#: OpenInference's ``llm.tools.<N>.tool.json_schema``.
+TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
+OPENLLMETRY_FUNCTIONS: Final = "llm.request.functions"
+OPENINFERENCE_TOOLS: Final = "llm.tools"
+
 # --- byte markers: cheap tests on a span's raw payload before decoding it ---------------------------
 
 #: Present in the payload of any span with a GenAI / OpenInference attribute or GenAI event.
