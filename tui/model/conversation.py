@@ -26,7 +26,6 @@ a small cache; each message is hashed once and histories are compared as hashes.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,9 +60,9 @@ from tui.model.genai import (
     is_llm_span,
     span_kind,
 )
-from tui.model.span import Attributes, AttrValue, Event, Span
+from tui.model.span import Attributes, Event, Span
 from tui.model.store import LARGE_TRACE_SPANS, Trace, TreeRow
-from tui.model.text import format_duration
+from tui.model.text import format_duration, format_value
 
 # --- what a span is -------------------------------------------------------------------------------
 
@@ -453,28 +452,8 @@ def _first_text(a: Attributes, *keys: str) -> str:
     """The first of ``keys`` present, as text (structured values as JSON)."""
     for key in keys:
         if key in a:
-            return _as_text(a[key])
+            return "" if a[key] is None else format_value(a[key])  # the attribute tab's text
     return ""
-
-
-def _as_text(value: AttrValue) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.hex()
-    return json.dumps(_plain(value), ensure_ascii=False)
-
-
-def _plain(value: AttrValue) -> object:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
 
 
 # --- the shape shown (detail tab) and printed (--print) ---------------------------------------------------
