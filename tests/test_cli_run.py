@@ -144,8 +144,11 @@ def test_a_closed_stdout_ends_the_run_quietly() -> None:
     command = [*COMMAND, "--print", *PORTS, "--", sys.executable, APP, "--spans", "2", "--until-term", "flush"]
     with started(command, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
-        proc.stdout.readline()
+        first = proc.stdout.readline()  # "started pid N tty True"
         proc.stdout.close()  # as head does after its line
+        # The program may have printed everything already: make it print once more (and end), into the pipe
+        # that is gone, rather than hope a line was still on its way.
+        os.kill(int(first.split()[2]), signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert "Traceback" not in err and "Exception" not in err, err
     assert proc.returncode in (0, 141)  # 141: what a shell reports for a command whose output was closed
