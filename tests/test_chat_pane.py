@@ -14,7 +14,7 @@ from tui.app import traces_screen
 from tui.app.app import OllamaTuiApp
 from tui.app.widgets import chat as chat_module
 from tui.app.widgets.chat import ChatInput, ChatTurn
-from tui.chat.tracing import CHAT_SERVICE
+from tui.model.conventions import CHAT_SERVICE
 
 SIZE = (200, 50)
 QUESTION = "Why is the sky blue?"

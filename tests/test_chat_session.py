@@ -10,7 +10,8 @@ from support.fake_ollama import FakeOllama
 from support.receivers import running_receivers
 from tui.chat.host import normalize_host, resolve_ollama_host
 from tui.chat.session import ChatSession, Delta, OllamaUnavailable, TurnFailed, TurnFinished, TurnStarted
-from tui.chat.tracing import CHAT_SERVICE, chat_tracer_provider
+from tui.chat.tracing import chat_tracer_provider
+from tui.model.conventions import CHAT_SERVICE
 from tui.model.genai import GenAIView
 
 

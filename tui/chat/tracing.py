@@ -21,11 +21,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.trace import Tracer
 
 from tui import __version__
+from tui.model.conventions import CHAT_SERVICE
 from tui.receiver.decode import ExportTraceServiceRequest, parse_protobuf
 from tui.receiver.ingest import Ingest, Outcome
-
-#: The service name of chat-pane traces; the trace list marks rows with it as coming from the chat.
-CHAT_SERVICE = "ollama-tui chat"
 
 
 class InProcessExporter(SpanExporter):

@@ -157,6 +157,13 @@ TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
 OPENLLMETRY_FUNCTIONS: Final = "llm.request.functions"
 OPENINFERENCE_TOOLS: Final = "llm.tools"
 
+# --- ollama-tui's own chat spans ------------------------------------------------------------------------
+
+#: The service name of chat-pane traces.
+CHAT_SERVICE: Final = "ollama-tui chat"
+#: On a replay's span: the span id of the recorded span it replays (also linked with an OpenTelemetry span link).
+REPLAY_OF: Final = "ollama_tui.replay_of"
+
 # --- byte markers: cheap tests on a span's raw payload before decoding it ---------------------------
 
 #: Present in the payload of any span with a GenAI / OpenInference attribute or GenAI event.
