@@ -35,12 +35,18 @@ class TurnStats:
     time_to_first_token_s: float | None
     tokens_per_second: float | None
     timings_ns: dict[str, int] = field(default_factory=dict)
+    #: Wall time from sending the request to the last chunk, as the user waited it: the spread of N runs.
+    duration_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class TurnFinished:
+    """The whole answer: its text, and the tool calls the model asked for instead of (or besides) text, as
+    readable ``get_weather({"city": "Paris"})`` strings (the span's output messages hold them structured)."""
+
     content: str
     stats: TurnStats
+    tool_calls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,19 @@
 """One conversation with Ollama: streamed, traced turns that report failures as readable text.
 
-A turn is an async generator of :class:`TurnStarted`, :class:`Delta` s, then exactly one :class:`TurnFinished` or
-:class:`TurnFailed` — or it is cancelled (the UI's Escape), in which case the HTTP stream is
-closed and the turn's span ends marked cancelled. Every failure the ``ollama`` package or httpx can
-raise becomes a sentence saying what happened and what to do; none escapes as a traceback.
+A turn (and a replay of a recorded call) is an async generator of :class:`TurnStarted`, :class:`Delta` s,
+then exactly one :class:`TurnFinished` or :class:`TurnFailed` — or it is cancelled (the UI's Escape), in
+which case the HTTP stream is closed and the turn's span ends marked cancelled. Every failure the
+``ollama`` package or httpx can raise becomes a sentence saying what happened and what to do; none
+escapes as a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import string
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,10 +21,11 @@ import httpx
 import ollama
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from tui.chat.events import Delta, TurnEvent, TurnFailed, TurnFinished, TurnStarted, TurnStats
+from tui.chat.replay import ReplayRequest
 from tui.chat.tracing import TracedAsyncClient
 from tui.model.conventions import (
     FINISH_REASONS,
@@ -34,9 +37,12 @@ from tui.model.conventions import (
     OUTPUT_MESSAGES,
     OUTPUT_TOKENS,
     PROVIDER_NAME,
+    REPLAY_OF,
     REQUEST_MODEL,
+    REQUEST_OPTIONS,
     RESPONSE_MODEL,
     TIME_TO_FIRST_CHUNK,
+    TOOL_DEFINITIONS,
 )
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -53,7 +59,8 @@ class ChatSession:
             host, provider.get_tracer("opentelemetry.instrumentation.ollama"),
             event_hooks={"request": [self._inject_traceparent]},
         )
-        self.history: list[dict[str, str]] = []
+        #: The messages sent with the next turn, in Ollama's wire format (tool calls and results included).
+        self.history: list[dict[str, Any]] = []
         parts = urlsplit(host)
         self._server = (parts.hostname or "", parts.port or 0)
 
@@ -76,33 +83,54 @@ class ChatSession:
             raise OllamaUnavailable(self.describe(exc, model="")) from None
         return [m.model for m in listing.models if m.model]
 
-    async def turn(self, model: str, prompt: str) -> AsyncIterator[TurnEvent]:
+    def turn(self, model: str, prompt: str) -> AsyncIterator[TurnEvent]:
         """Send ``prompt`` (after the history) and stream the answer, all inside one traced span."""
-        messages = [*self.history, {"role": "user", "content": prompt}]
-        span = self.tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes={
+        return self._chat(model, [*self.history, {"role": "user", "content": prompt}])
+
+    def replay(self, request: ReplayRequest) -> AsyncIterator[TurnEvent]:
+        """Send a recorded call again (its messages, tools and options, as edited) and stream the answer.
+
+        Its span is a turn's plus what the viewer needs to pair it with the original: a span link to it,
+        :data:`REPLAY_OF`, and the request parameters and tool definitions it sent. Once it finishes, the
+        history is the replayed messages and the answer, so the user can go on from there with :meth:`turn`.
+        """
+        replay_of = {REPLAY_OF: request.original_span_id} if request.original_span_id else {}
+        return self._chat(request.model, request.messages, tools=request.tools, options=request.options,
+                          links=_link_to(request), attributes=replay_of)
+
+    async def _chat(self, model: str, messages: list[dict[str, Any]], *, tools: Sequence[dict[str, Any]] = (),
+                    options: Mapping[str, Any] | None = None, links: Sequence[trace.Link] = (),
+                    attributes: Mapping[str, Any] | None = None) -> AsyncIterator[TurnEvent]:
+        """One traced, streamed ``/api/chat`` request: the single implementation behind turns and replays."""
+        span = self.tracer.start_span(f"chat {model}", kind=SpanKind.CLIENT, links=links, attributes={
             OPERATION_NAME: "chat",
             PROVIDER_NAME: "ollama",
             REQUEST_MODEL: model,
             "server.address": self._server[0],
             "server.port": self._server[1],
-            INPUT_MESSAGES: json.dumps(
-                [{"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]} for m in messages]
-            ),
+            INPUT_MESSAGES: json.dumps([_parts_message(m) for m in messages], ensure_ascii=False),
+            **_request_attributes(tools, options or {}),
+            **(attributes or {}),
         })
         trace_id = format(span.get_span_context().trace_id, "032x")
         yield TurnStarted(trace_id)
         started = time.perf_counter()
         first_token: float | None = None
         content: list[str] = []
+        calls: list[dict[str, Any]] = []
         last: Any = None
         try:
-            stream = await _inside(span, self.client.chat(model=model, messages=messages, stream=True))
+            stream = await _inside(span, self.client.chat(model=model, messages=messages, tools=tools or None,
+                                                          options=options or None, stream=True))
             while True:
                 try:
                     chunk = await _inside(span, anext(stream))
                 except StopAsyncIteration:
                     break
                 last = chunk
+                if chunk.message and chunk.message.tool_calls:  # each call whole, never in fragments
+                    calls.extend({"function": {"name": call.function.name, "arguments": dict(call.function.arguments)}}
+                                 for call in chunk.message.tool_calls)
                 text = (chunk.message.content or "") if chunk.message else ""
                 if text:
                     if first_token is None:
@@ -127,14 +155,16 @@ class ChatSession:
             yield TurnFailed(message, _error_type(exc), trace_id, "".join(content))
             return
 
-        answer = "".join(content)
-        stats = self._finish_span(span, trace_id, model, last, answer, first_token)
+        answer: dict[str, Any] = {"role": "assistant", "content": "".join(content)}
+        if calls:
+            answer["tool_calls"] = calls
+        stats = self._finish_span(span, trace_id, model, last, answer, first_token, time.perf_counter() - started)
         span.end()
-        self.history.extend([{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}])
-        yield TurnFinished(answer, stats)
+        self.history = [*messages, answer]
+        yield TurnFinished(answer["content"], stats, tuple(_describe_call(call) for call in calls))
 
-    def _finish_span(self, span: trace.Span, trace_id: str, model: str, last: Any, answer: str,
-                     first_token: float | None) -> TurnStats:
+    def _finish_span(self, span: trace.Span, trace_id: str, model: str, last: Any, answer: dict[str, Any],
+                     first_token: float | None, duration_s: float) -> TurnStats:
         final = last.model_dump() if last is not None else {}
         timings = {name: int(final[name]) for name in OLLAMA_TIMINGS if final.get(name) is not None}
         input_tokens = final.get("prompt_eval_count")
@@ -145,8 +175,8 @@ class ChatSession:
             rate = output_tokens / (timings["eval_duration"] / 1e9)
         attributes: dict[str, Any] = {
             RESPONSE_MODEL: final.get("model") or model,
-            OUTPUT_MESSAGES: json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": answer}],
-                                                   "finish_reason": done_reason}]),
+            OUTPUT_MESSAGES: json.dumps([{**_parts_message(answer), "finish_reason": done_reason}],
+                                        ensure_ascii=False),
         }
         if done_reason:
             attributes[FINISH_REASONS] = [done_reason]
@@ -161,7 +191,7 @@ class ChatSession:
         attributes.update({OLLAMA_TIMINGS[name]: value for name, value in timings.items()})
         span.set_attributes(attributes)
         return TurnStats(trace_id, str(attributes[RESPONSE_MODEL]), done_reason, input_tokens,
-                         output_tokens, first_token, rate, timings)
+                         output_tokens, first_token, rate, timings, duration_s)
 
     async def _not_installed(self, model: str) -> str:
         try:
@@ -198,6 +228,59 @@ async def _inside(span: trace.Span, awaitable: Any) -> Any:
     """
     with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
         return await awaitable
+
+
+def _parts_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    """An Ollama wire-format message in the GenAI "parts" format: its text, its tool calls as ``tool_call``
+    parts, a tool result as a ``tool_call_response`` part (Ollama's messages carry no call ids)."""
+    text = message.get("content") or ""
+    if message.get("role") == "tool":
+        return {"role": "tool", "parts": [{"type": "tool_call_response", "response": text}]}
+    calls = message.get("tool_calls") or []
+    parts = [{"type": "text", "content": text}] if text or not calls else []
+    parts.extend({"type": "tool_call", "name": call["function"]["name"],
+                  "arguments": call["function"].get("arguments") or {}} for call in calls)
+    return {"role": message.get("role", "user"), "parts": parts}
+
+
+def _describe_call(call: Mapping[str, Any]) -> str:
+    """``get_weather({"city": "Paris"})``: a tool call as the pane shows it."""
+    function = call["function"]
+    return f"{function['name']}({json.dumps(function.get('arguments') or {}, ensure_ascii=False)})"
+
+
+#: Ollama option -> the GenAI request attribute it is recorded as (the inverse of REQUEST_OPTIONS, its one home).
+_OPTION_ATTRIBUTES = {option: key for key, option in REQUEST_OPTIONS.items()}
+
+
+def _request_attributes(tools: Sequence[dict[str, Any]], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The request parameters and tool definitions sent, as the GenAI attributes that
+    :func:`tui.model.request.recorded_options` and ``recorded_tools`` read back identically. Options without
+    a GenAI attribute (``num_ctx``, ``mirostat``…) are sent but not recorded."""
+    attributes: dict[str, Any] = {}
+    for option, value in options.items():
+        key = _OPTION_ATTRIBUTES.get(option)
+        if key is None or value is None or isinstance(value, bool):
+            continue
+        attributes[key] = [str(v) for v in value] if isinstance(value, (list, tuple)) else value
+    if tools:  # the conventions' flat shape: {"type": "function", "name": ..., "parameters": ...}
+        attributes[TOOL_DEFINITIONS] = json.dumps([{"type": tool.get("type", "function"), **tool["function"]}
+                                                   for tool in tools], ensure_ascii=False)
+    return attributes
+
+
+def _link_to(request: ReplayRequest) -> list[trace.Link]:
+    """A span link to the replayed span, when the request names one by valid OpenTelemetry ids."""
+    trace_id, span_id = _hex_id(request.trace_id, 32), _hex_id(request.original_span_id, 16)
+    if not (trace_id and span_id):
+        return []
+    return [trace.Link(SpanContext(trace_id=trace_id, span_id=span_id, is_remote=True,
+                                   trace_flags=TraceFlags(TraceFlags.SAMPLED)))]
+
+
+def _hex_id(text: str, digits: int) -> int:
+    """An id of ``digits`` hex digits as its number; 0 (OpenTelemetry's invalid id) for anything else."""
+    return int(text, 16) if len(text) == digits and all(c in string.hexdigits for c in text) else 0
 
 
 class OllamaUnavailable(Exception):
