@@ -651,6 +651,45 @@ def conversation_view(calls: int = 50, history_tokens: int = 100_000, repeat: in
                {"build_ms": value, "max_ms": max(samples), "request_bytes": len(body)})
 
 
+def compare_view(words: int = 2_000, changed: float = 0.05, repeat: int = 5) -> Row:
+    """The compare view of two model calls whose completions of ``words`` words differ in ``changed`` of them:
+    both spans read, the word diff, and everything the screen draws of it, median of ``repeat``."""
+    import random
+
+    from tui.app.present.compare import completion_texts, figures_table, notes_text, title
+    from tui.model.compare import Comparison, comparison
+    from tui.model.conventions import OPERATION_NAME, OUTPUT_MESSAGES, OUTPUT_TOKENS, PROVIDER_NAME, REQUEST_MODEL
+
+    rng = random.Random(17)
+    vocabulary = [f"word{rank}" for rank in range(1, 1_001)]
+    weights = [1 / rank for rank in range(1, 1_001)]  # Zipf, as in prose: a few words are most of the text
+    left = rng.choices(vocabulary, weights, k=words)
+    right = [rng.choice(vocabulary) if rng.random() < changed else word for word in left]
+
+    def call(span_id: str, text: list[str], model: str, provider: str) -> Span:
+        # sentences of 15 words, paragraphs of 5 sentences, as a model writes prose
+        sentences = " ".join(w + (".\n\n" if i % 75 == 74 else "." if i % 15 == 14 else "") for i, w in enumerate(text))
+        messages = [{"role": "assistant", "parts": [{"type": "text", "content": sentences}], "finish_reason": "stop"}]
+        return Span("4bf92f3577b34da6a3ce929d0e0e4736", span_id, f"chat {model}", 0, 2_000_000_000, attributes={
+            OPERATION_NAME: "chat", PROVIDER_NAME: provider, REQUEST_MODEL: model, OUTPUT_TOKENS: len(text),
+            OUTPUT_MESSAGES: json.dumps(messages)})
+
+    spans = call("00f067aa0ba902b7", left, "gpt-4o", "openai"), call("00f067aa0ba902b8", right, "llama3.2", "ollama")
+    samples = []
+    ops = 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        c = comparison(*spans)
+        assert isinstance(c, Comparison), c
+        title(c), notes_text(c), figures_table(c), completion_texts(c)
+        samples.append(ms(time.perf_counter() - start))
+        ops = len(c.diff)
+    value = statistics.median(samples)
+    return Row("compare view", f"two model calls of {words:,} words differing in {changed:.0%} of them: both "
+               f"spans read, the word diff and what the screen draws, median of {repeat}",
+               f"{value:.0f} ms ({ops} diff runs)", "≤ 50 ms", value <= 50, {"build_ms": value, "max_ms": max(samples)})
+
+
 def _short(n: int) -> str:
     return f"{n // 1_000_000} M" if n >= 1_000_000 else f"{n // 1000} k"
 
@@ -675,7 +714,8 @@ async def suite(quick: bool) -> list[Row]:
         print(f"  {row.figure}: {row.result}", file=sys.stderr, flush=True)
         rows.append(row)
         gc.collect()
-    for step_sync in (conversation_view, lambda: memory(200_000 if quick else 500_000), lambda: startup(5)):
+    for step_sync in (conversation_view, compare_view, lambda: memory(200_000 if quick else 500_000),
+                      lambda: startup(5)):
         row = step_sync()
         print(f"  {row.figure}: {row.result}", file=sys.stderr, flush=True)
         rows.append(row)

@@ -7,10 +7,11 @@ import sys
 
 HEADLESS = ["tui.model", "tui.model.live", "tui.model.conventions", "tui.receiver", "tui.receiver.files",
             "tui.chat.session", "tui.chat.tracing", "tui.console.run", "tui.console.printer", "tui.cli",
-            "tui.programs", "tui.chat.replay"]
+            "tui.programs", "tui.chat.replay", "tui.model.compare", "tui.model.replays", "tui.model.request"]
 #: The UI's text builders: Rich only, so they are unit-tested without an app.
 PRESENT = ["tui.app.present.detail", "tui.app.present.header", "tui.app.present.empty_state",
-           "tui.app.present.sources"]
+           "tui.app.present.sources", "tui.app.present.compare", "tui.app.present.conversation",
+           "tui.app.present.stats"]
 
 
 def imported(modules: list[str], packages: list[str]) -> list[str]:

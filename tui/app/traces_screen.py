@@ -37,10 +37,13 @@ from tui.app.widgets.filter_bar import FilterBar
 from tui.app.widgets.output import OutputPane
 from tui.app.widgets.status_line import StatusLine
 from tui.app.widgets.trace_list import TraceList
+from tui.model.genai import GenAIView
 from tui.model.live import IngestRates, RefreshPolicy
 from tui.model.query import QueryError, parse
+from tui.model.replays import ReplayLinks, SpanRef, replay_links
+from tui.model.span import Span
 from tui.model.store import StoreChanges, Trace
-from tui.model.trace_list import SORTS
+from tui.model.trace_list import SORTS, llm_spans
 from tui.programs import Program, ProgramStartError
 
 TICK_SECONDS = 0.05
@@ -86,6 +89,16 @@ class TracesScreen(Screen[None]):
                 "latency percentiles, tokens, over a window", show=False, id="traces.stats"),
         Binding("x", "sources", "Sources", tooltip="Sources: every exporter, what it sent, and why exports fail",
                 show=False, id="traces.sources"),
+        Binding("r", "replay", "Replay", tooltip="Replay the selected LLM call on a local model: it opens in the chat "
+                "pane, every part editable before Enter sends it", show=False, id="traces.replay"),
+        Binding("m", "mark", "Mark", tooltip="Mark the selected LLM call to compare (the last two marked count)",
+                show=False, id="traces.mark"),
+        Binding("C", "compare", "Compare", tooltip="Compare two LLM calls side by side: the two marked, the marked "
+                "one and the selected, or a replay and its original", show=False, id="traces.compare"),
+        Binding("b", "to_original", "Replayed span", tooltip="On a replay: go to the span it replays",
+                show=False, id="traces.original"),
+        Binding("n", "to_replay", "Next replay", tooltip="On a replayed span: go to its replays, one after another",
+                show=False, id="traces.next_replay"),
         Binding("a", "ask", "Ask (chat)", show=False, id="traces.ask"),
         Binding("f2", "toggle_chat", "Chat pane", show=False, id="traces.chat"),
         Binding("O", "toggle_output", "Output pane", tooltip="Hide or show the Output pane of the programs run "
@@ -120,6 +133,8 @@ class TracesScreen(Screen[None]):
     zoomed = var("", init=False)
     #: The Output pane is shown (only with programs run under ollama-tui).
     output_open = var(True, init=False)
+    #: LLM calls marked to compare (``m``), as (trace id, span id), oldest first: at most two.
+    marked: var[tuple[tuple[str, str], ...]] = var((), init=False)
 
     def __init__(self, services: Services, *, confirm_quit: bool = True) -> None:
         super().__init__()
@@ -130,6 +145,9 @@ class TracesScreen(Screen[None]):
         self.rates = IngestRates()
         #: Set once the user opens or closes the chat pane; from then on the width no longer decides.
         self._chat_toggled = False
+        #: Where ``n`` last went among the selected span's replays.
+        self._replay_step = -1
+        self._replays_seen = services.store.replays_noted
 
     # --- layout ----------------------------------------------------------------------------------
 
@@ -140,7 +158,7 @@ class TracesScreen(Screen[None]):
             TracesScreen.following, TracesScreen.overloaded, sort=TracesScreen.sort_label)
         with Horizontal(id="main"):
             yield TraceList(self.services.store, clock=self.services.clock, id="traces")
-            yield DetailPane(logs=receivers.ingest.log_store.events_for, id="detail")
+            yield DetailPane(logs=receivers.ingest.log_store.events_for, links=self._links, id="detail")
             chat = self.services.chat
             if chat is not None:
                 pane = ChatPane(chat.host, model=chat.model, id="chat")
@@ -227,7 +245,10 @@ class TracesScreen(Screen[None]):
         trace_list.apply_changes(changes)
         self._show_emptiness()
         selected = trace_list.selected
-        if selected is not None and (selected[0] in changes.updated or changes.cleared):
+        replays = self.services.store.replays_noted
+        new_replay = replays != self._replays_seen  # changes its original's "replayed N times"
+        self._replays_seen = replays
+        if selected is not None and (selected[0] in changes.updated or changes.cleared or new_replay):
             self.policy.detail_changed()
 
     def _show_detail(self) -> None:
@@ -316,6 +337,10 @@ class TracesScreen(Screen[None]):
         if detail_open:
             self._show_detail()  # not kept up to date while hidden
 
+    def watch_marked(self, marked: tuple[tuple[str, str], ...]) -> None:
+        self.trace_list.marked = frozenset(span_id for _, span_id in marked)
+        self.trace_list.refresh()
+
     def watch_zoomed(self, old: str, new: str) -> None:
         for pane in ZOOMABLE:
             self.set_class(new == pane, f"-zoom-{pane}")
@@ -324,6 +349,7 @@ class TracesScreen(Screen[None]):
 
     @on(TraceList.SelectionChanged)
     def _selection_changed(self, event: TraceList.SelectionChanged) -> None:
+        self._replay_step = -1
         if event.live:
             self.policy.detail_changed()  # shown by the tick, at most every LIVE_DETAIL_SECONDS
         else:
@@ -435,6 +461,150 @@ class TracesScreen(Screen[None]):
             pane.focus_input()
         else:
             self.set_focus(self.trace_list)
+
+    # --- replay and compare ------------------------------------------------------------------------
+
+    def _links(self, span: Span) -> ReplayLinks:
+        return replay_links(self.services.store, span)
+
+    def _llm_call(self) -> Span | str:
+        """The model call ``r``, ``m`` and ``C`` act on: the Conversation step highlighted while that tab has the
+        focus, else the selected span, else a trace's one call (a chat turn's own span wraps its client's);
+        otherwise a sentence saying what to select."""
+        row = self.trace_list.current
+        if row is None:
+            return "Select an LLM call first"
+        focused = self.focused
+        span: Span | None = None
+        if isinstance(focused, DetailList) and focused.id == "detail-conversation":
+            item = focused.current
+            span = row.trace.spans.get(item.span_id) if item is not None and item.span_id else None
+        if span is None and row.span_row is not None:
+            span = row.span_row.span
+        logs = self.services.receivers.ingest.log_store.events_for
+        if span is None:
+            calls = [s for s, view in llm_spans(row.trace, logs) if view.is_model_call]
+            if calls and all(s.parent_span_id == calls[0].span_id for s in calls[1:]):
+                return calls[0]
+            return ("This trace has no LLM call" if not calls else
+                    f"This trace has {len(calls)} LLM calls: expand it (→) and select one, or pick a step in its "
+                    "Conversation tab")
+        view = GenAIView.from_span(span, logs(span))
+        if view is None or not view.is_model_call:
+            return f"{span.name!r} is not an LLM call (select one whose LLM tab shows a prompt and a completion)"
+        return span
+
+    async def action_replay(self) -> None:
+        """r: the selected LLM call in the chat pane as a replay, ready to edit and send."""
+        from tui.chat.replay import replay_request
+
+        pane = self.chat_pane
+        if pane is None:
+            self.notify("The chat pane is off (--no-chat): replays run there", timeout=4)
+            return
+        span = self._llm_call()
+        if isinstance(span, str):
+            self.notify(span, timeout=4)
+            return
+        logs = self.services.receivers.ingest.log_store.events_for(span)
+        request = replay_request(span, logs)
+        view = GenAIView.from_span(span, logs)
+        if request is None or view is None:
+            self.notify(f"{span.name!r} has nothing to replay", timeout=4)
+            return
+        if not request.messages:
+            self.notify(f"{span.name!r} recorded no messages (content capture was off), so there is nothing to "
+                        "replay", severity="warning", timeout=6, markup=False)
+            return
+        self._show_chat(True)
+        if self.size.width < STACK_WIDTH:
+            self.zoomed = "chat"  # the form and the answer need the room
+        await pane.load_replay(request, span.name, remote=view.provider not in ("", "ollama"))
+
+    def action_mark(self) -> None:
+        """m: mark (or unmark) the selected LLM call for C."""
+        span = self._llm_call()
+        if isinstance(span, str):
+            self.notify(span, timeout=4)
+            return
+        key = (span.trace_id, span.span_id)
+        if key in self.marked:
+            self.marked = tuple(k for k in self.marked if k != key)
+            self.notify(f"Unmarked {span.name}", timeout=3, markup=False)
+            return
+        self.marked = (*self.marked[-1:], key)
+        hint = "C compares the two marked" if len(self.marked) == 2 else "mark another with m, then C compares them"
+        self.notify(f"Marked {span.name} ({len(self.marked)} of 2): {hint}", timeout=4, markup=False)
+
+    def action_compare(self) -> None:
+        """C: the two marked calls; or the marked one and the selected; or a replay and its original."""
+        from tui.app.screens.compare import CompareScreen
+        from tui.model.compare import comparison
+
+        pair = self._pair_to_compare()
+        if isinstance(pair, str):
+            self.notify(pair, timeout=5)
+            return
+        logs = self.services.receivers.ingest.log_store.events_for
+        result = comparison(pair[0], pair[1], logs(pair[0]), logs(pair[1]))
+        if isinstance(result, str):
+            self.notify(result, timeout=5, markup=False)
+            return
+        self.app.push_screen(CompareScreen(result))
+
+    def _pair_to_compare(self) -> tuple[Span, Span] | str:
+        store = self.services.store
+        marked = [span for trace_id, span_id in self.marked
+                  if (trace := store.get(trace_id)) is not None and (span := trace.spans.get(span_id)) is not None]
+        self.marked = tuple((s.trace_id, s.span_id) for s in marked)  # forget those evicted
+        selected = self._llm_call()
+        if len(marked) == 2:
+            return marked[0], marked[1]
+        if len(marked) == 1 and isinstance(selected, Span) and selected.span_id != marked[0].span_id:
+            return marked[0], selected
+        if isinstance(selected, Span):
+            links = self._links(selected)
+            original = self._held(links.original) if links.original is not None else None
+            if original is not None:
+                return original, selected
+            latest = self._held(links.replays[-1]) if links.replays else None
+            if latest is not None:
+                return selected, latest
+        return "Mark two LLM calls with m (or select a replay) and C compares them"
+
+    def _held(self, ref: SpanRef) -> Span | None:
+        trace = self.services.store.get(ref.trace_id)
+        return trace.spans.get(ref.span_id) if trace is not None else None
+
+    def action_to_original(self) -> None:
+        """b: from a replay to the span it replays."""
+        row = self.trace_list.current
+        links = self._links(row.span_row.span) if row is not None and row.span_row is not None else None
+        if links is None or links.original is None:
+            self.notify("Not a replay: b goes from a replay to the span it replays", timeout=3)
+            return
+        self._go_to(links.original)
+
+    def action_to_replay(self) -> None:
+        """n: from a replayed span to its replays, the next one each time."""
+        row = self.trace_list.current
+        links = self._links(row.span_row.span) if row is not None and row.span_row is not None else None
+        if links is None or not links.replays:
+            self.notify("No replay of this span: r replays an LLM call", timeout=3)
+            return
+        step = (self._replay_step + 1) % len(links.replays)
+        self._go_to(links.replays[step])
+        self._replay_step = step  # after the move, which resets it
+
+    def _go_to(self, ref: SpanRef) -> None:
+        if not self.paused:
+            self.tick()  # a replay's spans may have arrived since the last tick
+        if not self.trace_list.select(ref.trace_id, ref.span_id):
+            held = ref.trace_id in self.services.store
+            why = "filtered out, or the display is paused" if held else "no longer held"
+            self.notify(f"That span is not in the list ({why})", timeout=3)
+            return
+        self.set_focus(self.trace_list)
 
     def action_zoom(self) -> None:
         """z: give the focused pane (list, detail or chat) the whole screen; z again gives the others back."""

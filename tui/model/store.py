@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from tui.model.conventions import CHAT_SERVICE, REPLAY_OF
 from tui.model.span import Resource, Span
 
 
@@ -286,6 +287,12 @@ class TraceStore:
         #: whole resource key, so the next keystroke may rescan only the previous one's matches.
         self.resource_keys: set[str] | None = set()
         self._last_resource: Resource | None = None
+        #: Replayed span id → (trace id, span id) of each replay, in arrival order. Only the chat pane's spans
+        #: (few, typed by a person) are read for it, so nothing else is decoded to keep it.
+        self._replays: dict[str, list[tuple[str, str]]] = {}
+        self._from_chat = False
+        #: Replays noted so far: a view showing a span's replay count redraws when this moves.
+        self.replays_noted = 0
 
     def __len__(self) -> int:
         return len(self._traces)
@@ -335,6 +342,8 @@ class TraceStore:
             if span.resource is not resource:  # once a batch: its spans share one Resource
                 resource = span.resource
                 self._note_resource(resource)
+            if self._from_chat:
+                self._note_replay(span)
             trace = traces.get(span.trace_id)
             if trace is None:
                 trace = traces[span.trace_id] = Trace(span.trace_id, self._next_seq)
@@ -365,12 +374,26 @@ class TraceStore:
 
     def _note_resource(self, resource: Resource) -> None:
         self._last_resource = resource
+        self._from_chat = resource.service_name == CHAT_SERVICE
         keys = self.resource_keys
         if keys is None:
             return
         keys.update(key.lower() for key in resource.attributes)
         if len(keys) > MAX_RESOURCE_KEYS:
             self.resource_keys = None
+
+    def _note_replay(self, span: Span) -> None:
+        original = span.attributes.get(REPLAY_OF)
+        if isinstance(original, str) and original:
+            replays = self._replays.setdefault(original, [])
+            if (span.trace_id, span.span_id) not in replays:  # a re-sent copy is the same replay
+                replays.append((span.trace_id, span.span_id))
+                self.replays_noted += 1
+
+    def replays_of(self, span_id: str) -> list[tuple[str, str]]:
+        """(trace id, span id) of each replay of ``span_id`` still held, oldest first."""
+        traces = self._traces
+        return [(t, s) for t, s in self._replays.get(span_id, ()) if (trace := traces.get(t)) and s in trace.spans]
 
     def _evict(self) -> None:
         traces = self._traces
@@ -396,6 +419,7 @@ class TraceStore:
         self._changes = StoreChanges(cleared=True)
         self._evicted_since_drain, self._evicted_reported = {}, {}
         self.resource_keys, self._last_resource = set(), None
+        self._replays, self._from_chat = {}, False
 
     def drain_changes(self) -> StoreChanges:
         """Return what changed since the previous call and start a new change set."""

@@ -19,6 +19,7 @@ from rich.text import Text
 from tui.model.conventions import GENAI_PREFIX
 from tui.model.conversation import HEADING, TOOL, conversation, step_kind
 from tui.model.genai import GenAIView, is_llm_span
+from tui.model.replays import ReplayLinks, SpanRef
 from tui.model.span import Attributes, Event, Span
 from tui.model.store import Trace
 from tui.model.text import bar_extent, format_duration, format_value, safe_text
@@ -117,6 +118,24 @@ def llm_items(row: ListRow, logs: LogEvents = no_logs) -> list[Item]:
         items.append(Item(f"… more LLM spans than the first {MAX_LLM_SPANS}: expand the trace and select one",
                           tone="note"))
     return items
+
+
+def replay_items(links: ReplayLinks) -> list[Item]:
+    """What a replay replays, and how often a span was replayed, each naming its jump key."""
+    items: list[Item] = []
+    if links.original is not None:
+        items.append(Item("Replay of", f"{_ref(links.original)} · b jumps to it · C compares the two", tone="note"))
+    if links.replays:
+        count = len(links.replays)
+        listed = "\n".join(_ref(ref) for ref in links.replays)
+        items.append(Item(f"Replayed {count:,} time{'s' if count != 1 else ''}",
+                          f"{listed}\nn jumps to each in turn · C compares with the latest", tone="note"))
+    return items
+
+
+def _ref(ref: SpanRef) -> str:
+    what = ref.name or "a span no longer held"
+    return f"{what} (span {ref.span_id[:8]}… in trace {ref.trace_id[:8]}…)"
 
 
 def _view_items(view: GenAIView) -> list[Item]:

@@ -19,10 +19,14 @@ from textual.message import Message
 from textual.widgets import Label, Markdown, Select, Static, TextArea
 from textual.worker import Worker, WorkerState
 
-from tui.chat.events import Delta, TurnFailed, TurnFinished, TurnStarted, TurnStats
+from tui.app.widgets.replay_form import ReplayForm
+from tui.chat.events import Delta, TurnEvent, TurnFailed, TurnFinished, TurnStarted, TurnStats
 from tui.model.text import safe_text
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from tui.chat.replay import ReplayRequest
     from tui.chat.session import ChatSession
 
 #: Seconds between tries while Ollama is unreachable, and between model-list refreshes otherwise.
@@ -63,14 +67,17 @@ class ChatTurn(Vertical):
     ChatTurn .turn-status.error { color: $text-error; }
     """
 
-    def __init__(self, prompt: str) -> None:
+    def __init__(self, prompt: str, *, label: str = "") -> None:
         super().__init__()
+        #: What Esc puts back in the input; ``label`` (a replay's) is shown instead when given.
         self.prompt = prompt
+        self.label = label
         self.trace_id: str | None = None
         self.answer = ""
 
     def compose(self) -> ComposeResult:
-        yield Static(Text("› " + safe_text(self.prompt, multiline=True)), classes="prompt")
+        shown = self.label or "› " + self.prompt
+        yield Static(Text(safe_text(shown, multiline=True)), classes="prompt")
         yield Markdown("")
         yield Static("", classes="turn-status")
 
@@ -80,9 +87,10 @@ class ChatTurn(Vertical):
         status.set_class(error, "error")
 
 
-def describe_stats(stats: TurnStats) -> str:
+def describe_stats(stats: TurnStats, tool_calls: tuple[str, ...] = ()) -> str:
     """``26 → 5 tokens · 10.0 tok/s · first token 0.21s · stop · Ctrl+T shows the trace``."""
-    parts = [f"{_n(stats.input_tokens)} → {_n(stats.output_tokens)} tokens"]
+    parts = [f"called {', '.join(tool_calls)}"] if tool_calls else []
+    parts.append(f"{_n(stats.input_tokens)} → {_n(stats.output_tokens)} tokens")
     if stats.tokens_per_second is not None:
         parts.append(f"{stats.tokens_per_second:.1f} tok/s")
     if stats.time_to_first_token_s is not None:
@@ -115,6 +123,7 @@ class ChatPane(Vertical):
     ChatPane #chat-connection.error { color: $text-error; }
     ChatPane #chat-turns { height: 1fr; padding: 0 1; }
     ChatPane ChatInput { height: 5; }
+    ChatPane .spread { color: $text-accent; margin: 0 0 1 0; }
     """
 
     class Leave(Message):
@@ -136,6 +145,8 @@ class ChatPane(Vertical):
         self.preferred_model = model
         self._current: ChatTurn | None = None
         self._models_shown: list[str] = []
+        #: The installed models, once Ollama has listed them.
+        self._installed: list[str] | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-header"):
@@ -181,6 +192,7 @@ class ChatPane(Vertical):
             await asyncio.sleep(REFRESH_SECONDS)
 
     def _show_models(self, models: list[str]) -> None:
+        self._installed = models
         select = self.query_one("#chat-model", Select)
         current = self.model
         choice = current if current in models else None
@@ -205,7 +217,8 @@ class ChatPane(Vertical):
 
     async def on_chat_input_submitted(self, event: ChatInput.Submitted) -> None:
         prompt = event.text.strip()
-        if not prompt:
+        form = self._replay_form
+        if not prompt and form is None:
             return
         if self._current is not None:
             self.notify("Still answering: Esc stops it first", severity="warning", timeout=3)
@@ -218,23 +231,32 @@ class ChatPane(Vertical):
             self.notify("No model to ask: pick one, or pull one with `ollama pull llama3.2`", severity="warning",
                         markup=False)
             return
+        if form is not None:
+            await self._send_replay(form, model, prompt)
+            return
         self.query_one(ChatInput).clear()
         turn = ChatTurn(prompt)
         await self.query_one("#chat-turns", VerticalScroll).mount(turn)
-        self._current = turn
         turn.set_status(f"asking {model}…")
         self.run_turn(turn, model, prompt)
 
     @work(group="chat", exclusive=True, exit_on_error=False)
     async def run_turn(self, turn: ChatTurn, model: str, prompt: str) -> None:
         assert self.session is not None
+        await self._stream(turn, model, self.session.turn(model, prompt))
+
+    async def _stream(self, turn: ChatTurn, model: str, events: AsyncIterator[TurnEvent]) -> TurnEvent | None:
+        """Show one turn's events as they come; the last event (finished or failed) is returned."""
+        self._current = turn
         scroll = self.query_one("#chat-turns", VerticalScroll)
         markdown = turn.query_one(Markdown)
         stream = Markdown.get_stream(markdown)
         slow = turn.set_timer(SLOW_SECONDS, lambda: turn.set_status(  # the turn's timer goes with it
             f"waiting for {model} (loading the model can take a while)… Esc stops"))
+        last: TurnEvent | None = None
         try:
-            async for event in self.session.turn(model, prompt):
+            async for event in events:
+                last = event
                 if isinstance(event, TurnStarted):
                     turn.trace_id = event.trace_id
                 elif isinstance(event, Delta):
@@ -244,13 +266,94 @@ class ChatPane(Vertical):
                     if scroll.is_vertical_scroll_end or scroll.max_scroll_y - scroll.scroll_y < 3:
                         scroll.scroll_end(animate=False)
                 elif isinstance(event, TurnFinished):
-                    turn.set_status(describe_stats(event.stats))
+                    turn.set_status(describe_stats(event.stats, event.tool_calls))
                 elif isinstance(event, TurnFailed):
                     turn.set_status(event.message + "  (Ctrl+T shows the trace)", error=True)
         finally:
             slow.stop()
             await stream.stop()
             self._current = None
+            scroll.scroll_end(animate=False)
+        return last
+
+    # --- replays -----------------------------------------------------------------------------------
+
+    @property
+    def _replay_form(self) -> ReplayForm | None:
+        forms = self.query(ReplayForm)
+        return forms.first() if forms else None
+
+    async def load_replay(self, request: ReplayRequest, source: str, *, remote: bool) -> None:
+        """Show ``request`` as a replay to edit and send: the form above the turns, its last user message in
+        the input, and the recorded model picked when Ollama has it (else the form says so)."""
+        if self._current is not None:
+            self.action_stop()
+        if (old := self._replay_form) is not None:
+            await old.remove()
+        note = self._pick_replay_model(request.model, remote=remote)
+        await self.mount(ReplayForm(request, source, note), before=self.query_one("#chat-turns"))
+        chat_input = self.query_one(ChatInput)
+        chat_input.text = request.last_user_text
+        chat_input.move_cursor(chat_input.document.end)
+        self.focus_input()
+
+    def _pick_replay_model(self, model: str, *, remote: bool) -> str:
+        """Select the recorded model if Ollama has it; otherwise a sentence saying what will run instead."""
+        installed = self._installed
+        if installed is None:
+            return f"Ollama has not listed its models yet: pick one above once it does (the span used {model or '?'})"
+        match = next((m for m in installed if model and m in (model, f"{model}:latest")), None)
+        if match is not None:
+            self.query_one("#chat-model", Select).value = match
+            return ""
+        where = "a remote model" if remote else f"not installed on Ollama at {self.host}"
+        if not installed:
+            return f"{model or 'The recorded model'} is {where}, and no model is installed: ollama pull llama3.2"
+        return (f"{model or 'The recorded model'} is {where}: this replay runs on {self.model or installed[0]} "
+                f"(pick another above: {', '.join(installed[:6])}{'…' if len(installed) > 6 else ''})")
+
+    async def _send_replay(self, form: ReplayForm, model: str, prompt: str) -> None:
+        """Enter with the form shown: the edited request, sent as many times as asked."""
+        from tui.chat.replay import parse_options
+
+        options = parse_options(form.options_text)
+        runs = form.runs
+        problem = options if isinstance(options, str) else runs if isinstance(runs, str) else ""
+        if problem:
+            self.notify(problem, title="Cannot replay", severity="error", timeout=6, markup=False)
+            return
+        assert isinstance(options, dict) and isinstance(runs, int)
+        request = form.request.edited(model=model, system=form.system, last_user=prompt, options=options)
+        if not request.messages:
+            self.notify("Nothing to send: the replay has no message; type one below", severity="warning", timeout=4)
+            return
+        assert self.session is not None
+        self.session.new_conversation()
+        self.query_one("#chat-turns", VerticalScroll).remove_children()
+        await form.remove()
+        self.query_one(ChatInput).clear()
+        self.run_replay(request, runs, form.source)
+
+    @work(group="chat", exclusive=True, exit_on_error=False)
+    async def run_replay(self, request: ReplayRequest, runs: int, source: str) -> None:
+        """Send the replay ``runs`` times, one after another; after several, the spread of what came back."""
+        from tui.model.compare import Run, describe_spread, spread
+
+        assert self.session is not None
+        scroll = self.query_one("#chat-turns", VerticalScroll)
+        said = request.last_user_text or "(the recorded messages, as they were)"
+        done: list[Run] = []
+        for i in range(runs):
+            count = f" {i + 1}/{runs}" if runs > 1 else ""
+            turn = ChatTurn(request.last_user_text, label=f"↻ replay{count} of {source} on {request.model}\n› {said}")
+            await scroll.mount(turn)
+            turn.set_status(f"asking {request.model}…")
+            last = await self._stream(turn, request.model, self.session.replay(request))
+            if not isinstance(last, TurnFinished):
+                break
+            done.append(Run(last.content, last.stats.output_tokens, last.stats.duration_s))
+        if runs > 1 and done:
+            await scroll.mount(Static(Text(describe_spread(spread(done))), classes="spread"))
             scroll.scroll_end(animate=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -267,6 +370,11 @@ class ChatPane(Vertical):
         """Esc: stop the answer in flight (its prompt goes back into the input); otherwise leave the pane."""
         turn = self._current
         if turn is None:
+            if (form := self._replay_form) is not None:
+                form.remove()
+                self.query_one(ChatInput).clear()
+                self.notify("Replay cancelled", timeout=2)
+                return
             self.post_message(self.Leave())
             return
         self.workers.cancel_group(self, "chat")
@@ -281,6 +389,8 @@ class ChatPane(Vertical):
             self.action_stop()
         if self.session is not None:
             self.session.new_conversation()
+        if (form := self._replay_form) is not None:
+            form.remove()
         self.query_one("#chat-turns", VerticalScroll).remove_children()
         self.notify("New conversation", timeout=2)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.style import Style
 from rich.text import Text
 from textual import on
@@ -19,6 +21,8 @@ from tui.app.present.conversation import conversation_items, has_conversation
 from tui.app.present.detail import Item
 from tui.app.textual_compat import forget_option_heights
 from tui.model.conversation import LLM, TOOL, step_kind
+from tui.model.replays import NO_LINKS, ReplayLinks
+from tui.model.span import Span
 from tui.model.trace_list import ListRow, LogEvents, no_logs
 
 TABS = ("llm", "conversation", "attributes", "events", "timeline")
@@ -114,11 +118,14 @@ class DetailPane(Vertical):
     DetailPane ContentSwitcher { height: 1fr; }
     """
 
-    def __init__(self, *, logs: LogEvents = no_logs, id: str | None = None) -> None:
+    def __init__(self, *, logs: LogEvents = no_logs, links: Callable[[Span], ReplayLinks] = lambda _: NO_LINKS,
+                 id: str | None = None) -> None:
         super().__init__(id=id)
         self.row: ListRow | None = None
         #: Log records naming a span, as events (from the OTLP logs receiver).
         self.logs = logs
+        #: A span's replay links (what it replays, its replays), shown atop its LLM tab.
+        self.links = links
         #: Bumped by every :meth:`show`; a tab built at an older version is stale.
         self._version = 0
         #: Tab → (version, key of the row) it was last built for; the key is None for "nothing selected".
@@ -212,6 +219,8 @@ class DetailPane(Vertical):
         else:
             build = {"llm": present.llm_items, "events": present.event_items}.get(tab)
             items = build(row, self.logs) if build else present.attribute_items(row)
+            if tab == "llm" and row.span_row is not None:
+                items = [*present.replay_items(self.links(row.span_row.span)), *items]
             detail_list.show_items(items, highlight=None if same else 0)
 
     def cycle_tab(self) -> None:

@@ -124,6 +124,8 @@ class TraceList(ScrollView, can_focus=True):
         self._wrapped: tuple[tuple[tuple[str, ...], int] | None, list[str]] = (None, [])
         #: Trace id → (spans looked at, the first span's service, whether another service was seen).
         self._multi_service: dict[str, tuple[int, str, bool]] = {}
+        #: Span ids marked to compare (``m``): their rows carry a flag.
+        self.marked: frozenset[str] = frozenset()
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -428,6 +430,8 @@ class TraceList(ScrollView, can_focus=True):
         match = self.index.span_matches(span)
         if match:
             marker += "◆ "  # a span that passes the filter on its own
+        if span.span_id in self.marked:
+            marker += "⚑ "
         fixed = cell_len(guide) + cell_len(marker) + cell_len(error) + len(duration) + BAR_WIDTH + 1
         name_width = max(0, width - fixed - min(cell_len(service), 20))
         return [

@@ -1,0 +1,238 @@
+"""Replay and compare in the app (issue 17): ``r`` on a recorded LLM call, edited, sent to the fake Ollama over
+HTTP, linked back to the original (``b`` / ``n``), and compared with it (``C``), or two marked calls (``m``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from textual.widgets import Input, Select, TextArea
+
+from support.app import detail_texts, screen_text, wait_until
+from support.fake_ollama import FakeOllama
+from support.receivers import Running
+from test_genai_recordings import RECORDINGS, is_model_call
+from tui.app.app import OllamaTuiApp
+from tui.app.screens.compare import CompareScreen
+from tui.app.widgets.chat import ChatInput, ChatTurn
+from tui.app.widgets.replay_form import ReplayForm
+from tui.model.conventions import REPLAY_OF
+from tui.model.span import Span
+
+SIZE = (200, 50)
+SYSTEM = "You are a terse assistant. Answer in one sentence."
+SKY = "Why is the sky blue?"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOllama]:
+    server = await FakeOllama().start()
+    yield server
+    await server.stop()
+
+
+def app_with(running: Running, fake: FakeOllama, *recordings: str) -> OllamaTuiApp:
+    files = [(f"{stem}.jsonl", (RECORDINGS / f"{stem}.jsonl").read_bytes()) for stem in recordings]
+    return OllamaTuiApp(running.receivers, running.store, chat_host=fake.url, load=files)
+
+
+def calls_holding(app: OllamaTuiApp, asking: str, service: str = "") -> list[Span]:
+    """The recorded model calls whose span holds ``asking`` (from ``service``), by start time."""
+    return sorted((s for t in app.services.store for s in t.spans.values()
+                   if is_model_call(s) and asking.lower() in s.search_text and service in s.resource.service_name),
+                  key=lambda s: s.start_ns)
+
+
+async def select_call(pilot, asking: str, service: str = "") -> Span:
+    """Select (once loaded) the first recorded model call holding ``asking``."""
+    app = pilot.app
+    await wait_until(pilot, lambda: bool(calls_holding(app, asking, service)))
+    span = calls_holding(app, asking, service)[0]
+    await wait_until(pilot, lambda: app.traces.trace_list.select(span.trace_id, span.span_id))
+    await pilot.pause()
+    return span
+
+
+def turns(app: OllamaTuiApp) -> list[ChatTurn]:
+    return list(app.query(ChatTurn))
+
+
+def status(turn: ChatTurn) -> str:
+    return str(turn.query_one(".turn-status").content)
+
+
+async def replay_and_wait(pilot, *keys: str) -> ChatTurn:
+    app = pilot.app
+    await pilot.press(*keys, "enter")
+    await wait_until(pilot, lambda: bool(turns(app)) and "tokens" in status(turns(app)[-1]))
+    return turns(app)[-1]
+
+
+def chat_requests(fake: FakeOllama) -> list[dict]:
+    return [r.body for r in fake.requests if r.path == "/api/chat"]
+
+
+async def test_r_loads_the_call_into_the_chat_pane_every_part_editable(app_receivers: Running,
+                                                                        fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
+        await select_call(pilot, SKY)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        form = app.query_one(ReplayForm)
+        assert app.query_one("#replay-system", TextArea).text == SYSTEM
+        assert app.query_one(ChatInput).text == SKY
+        assert app.focused is app.query_one(ChatInput)
+        assert app.query_one("#chat-model", Select).value == "llama3.2:latest"  # the span's model, installed
+        assert "Replay of" in screen_text(app) and form.note == ""
+
+
+async def test_an_edited_replay_sends_what_was_edited_and_links_back_to_the_original(
+        app_receivers: Running, fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
+        original = await select_call(pilot, SKY)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        app.query_one("#replay-system", TextArea).text = "Answer like a pirate."
+        app.query_one("#replay-options", Input).value = "temperature=0.1 seed=7"
+        app.query_one(ChatInput).text = "Why is the sea blue?"
+        turn = await replay_and_wait(pilot)
+        assert not app.query(ReplayForm)  # sent: the pane is a conversation again
+
+        (body,) = chat_requests(fake)
+        assert body["model"] == "llama3.2:latest"
+        assert body["messages"] == [{"role": "system", "content": "Answer like a pirate."},
+                                    {"role": "user", "content": "Why is the sea blue?"}]
+        assert body["options"]["temperature"] == 0.1 and body["options"]["seed"] == 7
+
+        await pilot.press("ctrl+t", "enter", "l")  # the replay's trace, its first span
+        assert app.traces.trace_list.current.trace.trace_id == turn.trace_id
+        replay = app.traces.trace_list.current.span_row.span
+        assert replay.attributes[REPLAY_OF] == original.span_id
+        assert [(link.trace_id, link.span_id) for link in replay.links] == [(original.trace_id, original.span_id)]
+        await pilot.pause()
+        llm = "\n".join(detail_texts(app, "llm"))
+        assert "Replay of" in llm and original.span_id[:8] in llm
+
+        await pilot.press("b")  # to the original
+        assert app.traces.trace_list.current.span_row.span.span_id == original.span_id
+        await wait_until(pilot, lambda: "Replayed 1 time" in "\n".join(detail_texts(app, "llm")))
+        await pilot.press("n")  # and back to its replay
+        assert app.traces.trace_list.current.span_row.span.span_id == replay.span_id
+
+
+async def test_a_recorded_tool_loop_is_replayed_with_its_tools_and_the_models_tool_call_is_shown(
+        app_receivers: Running, fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
+        await select_call(pilot, "What is the weather in Paris?")
+        await pilot.press("r")
+        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        turn = await replay_and_wait(pilot)
+        (body,) = chat_requests(fake)
+        assert [tool["function"]["name"] for tool in body["tools"]] == ["get_weather"]
+        assert "called get_weather" in status(turn)
+
+
+async def test_a_remote_models_call_runs_on_an_installed_model_and_the_form_says_so(
+        app_receivers: Running, fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-openai-attributes")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
+        await select_call(pilot, SKY)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        note = app.query_one(ReplayForm).note
+        assert "gpt-4o-mini is a remote model" in note and "runs on llama3.2:latest" in note and "qwen3:8b" in note
+        await replay_and_wait(pilot)
+        (body,) = chat_requests(fake)
+        assert body["model"] == "llama3.2:latest"
+
+
+async def test_replaying_three_times_shows_the_spread(app_receivers: Running, fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
+        await select_call(pilot, SKY)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        app.query_one("#replay-runs", Input).value = "3"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(app.query(".spread")))
+        assert len(chat_requests(fake)) == 3 and len(turns(app)) == 3
+        assert "3 runs · 1 distinct completion" in str(app.query_one(".spread").content)
+
+
+async def test_a_malformed_option_is_one_sentence_and_nothing_is_sent(app_receivers: Running,
+                                                                      fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
+        await select_call(pilot, SKY)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        app.query_one("#replay-options", Input).value = "temperature=warm"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not chat_requests(fake) and app.query(ReplayForm)
+        assert any("temperature" in str(n.message) for n in app._notifications)
+
+
+async def test_ollama_down_mid_replay_is_a_sentence_on_the_turn(app_receivers: Running, fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
+        await select_call(pilot, SKY)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        fake.fault = "drop"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(turns(app)) and "dropped" in status(turns(app)[-1]))
+        assert "Traceback" not in screen_text(app)
+
+
+async def test_C_on_a_replay_compares_it_with_its_original(app_receivers: Running, fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-openai-attributes")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
+        await select_call(pilot, SKY)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        await replay_and_wait(pilot)
+        await pilot.press("ctrl+t", "enter", "l", "C")
+        await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        text = screen_text(app)
+        assert "gpt-4o-mini" in text and "llama3.2" in text and "remote" in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CompareScreen)
+
+
+async def test_two_marked_calls_are_compared(app_receivers: Running, fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes", "openinference-openai-default")
+    async with app.run_test(size=SIZE) as pilot:
+        first = await select_call(pilot, SKY, "ollama")
+        await pilot.press("m")
+        assert first.span_id in app.traces.trace_list.marked
+        await select_call(pilot, SKY, "openai")
+        await pilot.press("m", "C")
+        await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        text = screen_text(app)
+        assert "llama3.2" in text and "gpt-4o-mini" in text
+
+
+async def test_r_on_a_span_that_is_no_llm_call_says_what_to_select(app_receivers: Running,
+                                                                   fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openinference-langchain-default")
+    async with app.run_test(size=SIZE) as pilot:
+        store = app.services.store
+        await wait_until(pilot, lambda: any(s.name == "agent" for t in store for s in t.spans.values()))
+        agent = next(s for t in store for s in t.spans.values() if s.name == "agent")
+        await wait_until(pilot, lambda: app.traces.trace_list.select(agent.trace_id, agent.span_id))
+        await pilot.press("r")
+        await pilot.pause()
+        assert not app.query(ReplayForm)
+        assert any("not an LLM call" in str(n.message) for n in app._notifications)
