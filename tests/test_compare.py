@@ -170,12 +170,13 @@ def test_a_replay_on_the_local_model_names_the_original_and_the_replay() -> None
     c = compared((original, events), (replay, ()))
     assert c.names == ("original", "replay")
     assert c.notes[:2] == (
-        "right: replay of the left span",
+        "the right is a replay of the left",
         "the original ran on gpt-4o-mini (openai); the replay ran on llama3.2 on the local Ollama: answers "
         "differ by model as well as by chance",
     )
     swapped = c.swapped()
-    assert swapped.names == ("replay", "original") and swapped.notes[0] == "left: replay of the right span"
+    assert swapped.names == ("replay", "original")
+    assert swapped.notes[0] == "the left is a replay of the right"
     assert [op.kind for op in swapped.diff] == [op.kind for op in c.diff]  # both sides had words replaced
     assert "".join(op.left for op in swapped.diff) == c.right.completion
     # the span link alone says so too, and the chat pane's own span is local whatever its provider says
@@ -354,7 +355,7 @@ async def test_compare_screen_at_80x24_shows_both_models_and_the_marked_words() 
         assert isinstance(screen, CompareScreen)
         text = "\n".join(screen_lines(screen))
         assert "gpt-4o-mini" in text and "llama3.2" in text
-        assert "replay of the left span" in text and "local Ollama" in text
+        assert "a replay of the left" in text and "local Ollama" in text
         assert "original: openai.chat (gpt-4o-mini)" in text and "replay: chat llama3.2" in text
         left = screen.query_one("#compare-left", Static).content
         right = screen.query_one("#compare-right", Static).content

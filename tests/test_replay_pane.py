@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from textual.widgets import Input, Select, TextArea
 
-from support.app import detail_texts, screen_text, wait_until
+from support.app import detail_texts, screen_text, trace_list_lines, wait_until
 from support.fake_ollama import FakeOllama
 from support.receivers import Running
 from test_genai_recordings import RECORDINGS, is_model_call
@@ -217,6 +217,7 @@ async def test_two_marked_calls_are_compared(app_receivers: Running, fake: FakeO
         first = await select_call(pilot, SKY, "ollama")
         await pilot.press("m")
         assert first.span_id in app.traces.trace_list.marked
+        assert sum("⚑" in line for line in trace_list_lines(app)) == 2  # its span row, and its trace's row
         await select_call(pilot, SKY, "openai")
         await pilot.press("m", "C")
         await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))

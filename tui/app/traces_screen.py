@@ -11,12 +11,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.reactive import var
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Input, TextArea
 
 from tui.app.commands import TraceCommands
@@ -611,17 +612,23 @@ class TracesScreen(Screen[None]):
         if self.zoomed:
             self.zoomed = ""
             return
-        focused = self.focused
-        around = focused.ancestors_with_self if focused is not None else []
+        self.zoomed = self._pane_of(self.focused)
+
+    def _pane_of(self, widget: Widget | None) -> str:
+        """Which of :data:`ZOOMABLE` holds ``widget`` (the list when none does)."""
+        around = widget.ancestors_with_self if widget is not None else []
         pane, output = self.chat_pane, self.output_pane
         if pane is not None and pane in around:
-            self.zoomed = "chat"
-        elif output is not None and output in around:
-            self.zoomed = "output"
-        elif self.detail in around:
-            self.zoomed = "detail"
-        else:
-            self.zoomed = "list"
+            return "chat"
+        if output is not None and output in around:
+            return "output"
+        return "detail" if self.detail in around else "list"
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """The focus went to a pane the zoom hides (Ctrl+T or Esc from the chat, b / n, Enter on a step):
+        give every pane its room back, or the focused one would be invisible."""
+        if self.zoomed and self._pane_of(event.widget) != self.zoomed:
+            self.zoomed = ""
 
     def action_toggle_output(self) -> None:
         """O: hide the Output pane (the traces take its room) or show it again."""

@@ -221,9 +221,9 @@ def _notes(left: Side, right: Side, diff_note: str) -> tuple[str, ...]:
     notes = []
     names = _names(left, right)
     if left.span_id in right.replay_of:
-        notes.append("right: replay of the left span")
+        notes.append("the right is a replay of the left")
     elif right.span_id in left.replay_of:
-        notes.append("left: replay of the right span")
+        notes.append("the left is a replay of the right")
     if left.remote != right.remote:
         notes.append(f"the {names[0]} ran on {_where(left)}; the {names[1]} ran on {_where(right)}: "
                      "answers differ by model as well as by chance")

@@ -63,7 +63,7 @@ class ReplayForm(Vertical):
         with Horizontal():
             yield Label("options", classes="replay-label")
             yield Input(format_options(request.options), id="replay-options", compact=True,
-                        placeholder="temperature=0.7 top_p=0.9 num_predict=256 seed=1 stop=…")
+                        placeholder="none recorded (e.g. temperature=0.7 seed=1)")
             yield Label(" runs", classes="replay-label")
             yield Input("1", id="replay-runs", compact=True, type="integer", max_length=2)
 

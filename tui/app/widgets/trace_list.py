@@ -394,6 +394,8 @@ class TraceList(ScrollView, can_focus=True):
         name_width = max(0, flexible - service_width - model_width - 2)
         name = shown(trace.name, width) if trace.has_root else f"{shown(trace.name, width)} (no root yet)"
         note = f"+{trace.dropped_spans:,} spans over the cap " if trace.dropped_spans else ""
+        if self.marked and any(span_id in trace.spans for span_id in self.marked):
+            note = "⚑ " + note  # holds a call marked to compare
         updating = "updating… " if self.index.is_rebuilding(trace.trace_id) else ""
         name_width = max(0, name_width - cell_len(note) - len(updating))
         service = set_cell_size(shown(trace.service_name, service_width), service_width) + " " if service_width else ""
