@@ -34,7 +34,9 @@ from support.fake_ollama import FakeOllama  # noqa: E402
 from support.genai_spans import agent_with_tools  # noqa: E402
 from support.receivers import Running, export, send  # noqa: E402
 from support.sdk_spans import record  # noqa: E402
+from test_genai_recordings import RECORDINGS  # noqa: E402
 from tui.app.app import OllamaTuiApp  # noqa: E402
+from tui.app.screens.compare import CompareScreen  # noqa: E402
 from tui.app.screens.sources import SourcesScreen  # noqa: E402
 from tui.app.widgets.chat import ChatTurn  # noqa: E402
 from tui.app.widgets.output import ProgramOutput  # noqa: E402
@@ -100,6 +102,39 @@ async def shoot_chat(name: str = "chat.svg") -> None:
     finally:
         await fake.stop()
     print(f"wrote screenshots/{name}")
+
+
+async def shoot_replay_and_compare(form: str = "replay.svg", compare: str = "compare.svg") -> None:
+    """A recorded gpt-4o-mini call (OpenLLMetry's recording) opened as a replay with ``r``, then sent to the local
+    model and compared with the original with ``C``."""
+    fake = await FakeOllama(answer=[w + " " for w in (
+        "Sunlight is scattered by air molecules, and blue light is scattered far more than red, so the sky "
+        "looks **blue**.").split()]).start()
+    recording = RECORDINGS / "openllmetry-openai-attributes.jsonl"
+    try:
+        async with live_receivers() as running:
+            app = OllamaTuiApp(running.receivers, running.store, chat_host=fake.url,
+                               load=[(recording.name, recording.read_bytes())])
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, lambda: app.query_one("#chat").model is not None and len(running.store) == 3)
+                sky = min((s for t in running.store for s in t.spans.values() if "sky" in s.search_text),
+                          key=lambda s: s.start_ns)
+                await until(pilot, lambda: app.traces.trace_list.select(sky.trace_id, sky.span_id))
+                await pilot.press("r")
+                await until(pilot, lambda: bool(app.query("ReplayForm")))
+                await pilot.pause(0.3)
+                app.save_screenshot(form, str(HERE))
+                print(f"wrote screenshots/{form}")
+                await pilot.press("enter")
+                await until(pilot, lambda: bool(app.query(ChatTurn)) and "tokens" in str(
+                    app.query_one(".turn-status").content))
+                await pilot.press("ctrl+t", "enter", "l", "C")
+                await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+                await pilot.pause(0.3)
+                app.save_screenshot(compare, str(HERE))
+                print(f"wrote screenshots/{compare}")
+    finally:
+        await fake.stop()
 
 
 @contextlib.asynccontextmanager
@@ -198,6 +233,7 @@ async def main() -> None:
     await shoot_chat()
     await shoot_output()
     await shoot_sources()
+    await shoot_replay_and_compare()
 
 
 if __name__ == "__main__":
