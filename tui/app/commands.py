@@ -37,6 +37,11 @@ COMMANDS = (
     PaletteCommand("Chat: ask", "Open the chat pane and type a prompt", "ask", chat=True),
     PaletteCommand("Chat: show or hide the pane", "Toggle the chat pane", "toggle_chat", chat=True),
     PaletteCommand("Chat: new conversation", "Forget the conversation so far", "new_chat", chat=True),
+    PaletteCommand("Replay LLM call", "Open the selected LLM call in the chat pane, editable, to run on a local model",
+                   "replay", chat=True),
+    PaletteCommand("Mark LLM call", "Mark the selected LLM call to compare (toggle)", "mark"),
+    PaletteCommand("Compare LLM calls", "The two marked calls side by side, or a replay and its original",
+                   "compare"),
 )
 
 

@@ -25,6 +25,7 @@ from tui.app.present.clipboard import copy_report
 from tui.app.present.detail import Item
 from tui.app.present.empty_state import empty_state_lines, no_match_lines
 from tui.app.present.header import Counts
+from tui.app.screens.compare import CompareScreen
 from tui.app.screens.confirm import ConfirmQuit, ConfirmScreen
 from tui.app.screens.help import HelpScreen
 from tui.app.screens.sources import SourcesScreen
@@ -539,7 +540,6 @@ class TracesScreen(Screen[None]):
 
     def action_compare(self) -> None:
         """C: the two marked calls; or the marked one and the selected; or a replay and its original."""
-        from tui.app.screens.compare import CompareScreen
         from tui.model.compare import comparison
 
         pair = self._pair_to_compare()
@@ -815,6 +815,7 @@ class TracesScreen(Screen[None]):
             ("Anywhere", TracesScreen.BINDINGS),
             ("Filter bar", FilterBar.BINDINGS),
             ("Chat pane", [*ChatInput.BINDINGS, *ChatPane.BINDINGS]),
+            ("Compare screen", CompareScreen.BINDINGS),
             ("Full-screen value", ValueScreen.BINDINGS),
         ]
         self.app.push_screen(HelpScreen(sections))
