@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from textual.pilot import Pilot
@@ -690,6 +691,33 @@ def compare_view(words: int = 2_000, changed: float = 0.05, repeat: int = 5) -> 
                f"{value:.0f} ms ({ops} diff runs)", "≤ 50 ms", value <= 50, {"build_ms": value, "max_ms": max(samples)})
 
 
+def replay_links_row(n: int, repeat: int = 2_000) -> Row:
+    """What the LLM tab asks of a span to say "Replay of …" / "Replayed N times", on a store holding ``n``
+    spans and 100 replays (chat spans with ``ollama_tui.replay_of`` and a link), for ``repeat`` spans."""
+    from tui.model.conventions import CHAT_SERVICE, REPLAY_OF
+    from tui.model.replays import replay_links
+    from tui.model.span import Link, Resource
+
+    store = filled_store(n)
+    originals = [trace.root for trace in islice(store, 100) if trace.root is not None]
+    chat = Resource({"service.name": CHAT_SERVICE})
+    store.add_spans(Span(f"{i + 1:032x}", f"{i + 1:016x}", "chat llama3.2", 0, 1, resource=chat,
+                         attributes={REPLAY_OF: o.span_id}, links=(Link(o.trace_id, o.span_id),))
+                    for i, o in enumerate(originals))
+    spans = [s for trace in islice(store, repeat) for s in islice(trace.spans.values(), 1)]
+    samples = []
+    for span in spans:
+        start = time.perf_counter()
+        replay_links(store, span)
+        samples.append((time.perf_counter() - start) * 1e6)
+    assert all(replay_links(store, o).replays for o in originals)
+    median, p99 = statistics.median(samples), pct(samples, 0.99)
+    return Row("replay links", f"`replay_links` of {len(spans):,} spans (100 of them replayed) with {_short(n)} spans "
+               "held: what the LLM tab asks to say \"Replay of …\" / \"Replayed N times\"",
+               f"{median:.1f} µs median, {p99:.1f} µs p99", "≤ 1 ms", p99 <= 1_000,
+               {"median_us": median, "p99_us": p99})
+
+
 def _short(n: int) -> str:
     return f"{n // 1_000_000} M" if n >= 1_000_000 else f"{n // 1000} k"
 
@@ -714,7 +742,8 @@ async def suite(quick: bool) -> list[Row]:
         print(f"  {row.figure}: {row.result}", file=sys.stderr, flush=True)
         rows.append(row)
         gc.collect()
-    for step_sync in (conversation_view, compare_view, lambda: memory(200_000 if quick else 500_000),
+    for step_sync in (conversation_view, compare_view, lambda: replay_links_row(big),
+                      lambda: memory(200_000 if quick else 500_000),
                       lambda: startup(5)):
         row = step_sync()
         print(f"  {row.figure}: {row.result}", file=sys.stderr, flush=True)
