@@ -237,3 +237,36 @@ async def test_r_on_a_span_that_is_no_llm_call_says_what_to_select(app_receivers
         await pilot.pause()
         assert not app.query(ReplayForm)
         assert any("not an LLM call" in str(n.message) for n in app._notifications)
+
+
+async def test_r_on_a_conversation_step_replays_that_call_with_the_tool_loop_before_it(
+        app_receivers: Running, fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openinference-langchain-default")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
+        store = app.services.store
+        await wait_until(pilot, lambda: any(s.name == "agent" for t in store for s in t.spans.values()))
+        (trace,) = [t for t in store if any(s.name == "agent" for s in t.spans.values())]
+        await wait_until(pilot, lambda: app.traces.trace_list.select(trace.trace_id))
+        await pilot.press("r")  # a trace row of an agent run: which of its calls is meant?
+        await pilot.pause()
+        assert not app.query(ReplayForm)
+        assert any("2 LLM calls" in str(n.message) for n in app._notifications)
+
+        await pilot.press("tab")  # the Conversation tab, where the trace row opens
+        conversation = app.traces.detail.list("conversation")
+        assert app.focused is conversation
+        llm_steps = [i for i, item in enumerate(conversation.items)
+                     if item.span_id and is_model_call(trace.spans[item.span_id])]
+        conversation.highlighted = llm_steps[1]  # the call made after the tool ran
+        await pilot.press("r")
+        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        form = app.query_one(ReplayForm)
+        assert form.request.original_span_id == conversation.items[llm_steps[1]].span_id
+        roles = [m["role"] for m in form.request.messages]
+        assert roles[-2:] == ["assistant", "tool"] and form.request.messages[-2]["tool_calls"]
+        assert app.query_one(ChatInput).text == ""  # the last message is the tool's result, sent as recorded
+        turn = await replay_and_wait(pilot)
+        (body,) = chat_requests(fake)
+        assert body["messages"][-1]["role"] == "tool" and "18°C" in body["messages"][-1]["content"]
+        assert "18°C" in turn.answer  # the fake answers a conversation holding a tool result with the weather
