@@ -322,7 +322,7 @@ def test_spread_of_runs() -> None:
 
 def test_runs_from_recorded_calls() -> None:
     sides = [Side.from_span(span, events) for span, events in model_calls("openlit-default")]
-    runs = [Run.from_side(side) for side in sides if isinstance(side, Side)]
+    runs = [Run(side.completion, side.output_tokens, side.duration_s) for side in sides if isinstance(side, Side)]
     s = spread(runs)
     assert (s.runs, s.distinct, s.output_tokens) == (3, 3, (5, 7, 12))  # sky answer, tool call (no text), weather
 

@@ -7,7 +7,8 @@ import sys
 
 HEADLESS = ["tui.model", "tui.model.live", "tui.model.conventions", "tui.receiver", "tui.receiver.files",
             "tui.chat.session", "tui.chat.tracing", "tui.console.run", "tui.console.printer", "tui.cli",
-            "tui.programs", "tui.chat.replay", "tui.model.compare", "tui.model.replays", "tui.model.request"]
+            "tui.programs", "tui.chat.replay", "tui.model.compare", "tui.model.replays", "tui.model.request",
+            "tui.model.hosting"]
 #: The UI's text builders: Rich only, so they are unit-tested without an app.
 PRESENT = ["tui.app.present.detail", "tui.app.present.header", "tui.app.present.empty_state",
            "tui.app.present.sources", "tui.app.present.compare", "tui.app.present.conversation",

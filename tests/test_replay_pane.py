@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from textual.widgets import Input, Select, TextArea
+from textual.widgets import Input, Select, TabbedContent, TextArea
 
 from support.app import detail_texts, screen_text, trace_list_lines, wait_until
 from support.fake_ollama import FakeOllama
-from support.receivers import Running
+from support.receivers import Running, send
+from support.sdk_spans import record
 from test_genai_recordings import RECORDINGS, is_model_call
 from tui.app.app import OllamaTuiApp
 from tui.app.screens.compare import CompareScreen
@@ -270,3 +271,129 @@ async def test_r_on_a_conversation_step_replays_that_call_with_the_tool_loop_bef
         (body,) = chat_requests(fake)
         assert body["messages"][-1]["role"] == "tool" and "18°C" in body["messages"][-1]["content"]
         assert "18°C" in turn.answer  # the fake answers a conversation holding a tool result with the weather
+
+
+async def open_replay(pilot, asking: str = SKY) -> Span:
+    app = pilot.app
+    await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
+    span = await select_call(pilot, asking)
+    await pilot.press("r")
+    await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+    return span
+
+
+def replay_spans(app: OllamaTuiApp, original: Span) -> list[Span]:
+    return [s for t in app.services.store for s in t.spans.values() if s.attributes.get(REPLAY_OF) == original.span_id]
+
+
+async def test_n_steps_through_every_replay_and_b_goes_back_from_a_trace_row(app_receivers: Running,
+                                                                             fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
+    async with app.run_test(size=SIZE) as pilot:
+        original = await open_replay(pilot)
+        app.query_one("#replay-runs", Input).value = "2"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(app.query(".spread")) and len(replay_spans(app, original)) == 2)
+        first, second = sorted(replay_spans(app, original), key=lambda s: s.start_ns)
+
+        await pilot.press("ctrl+t")  # the latest run's trace row, not expanded: the row stands for its call
+        assert app.traces.trace_list.current.span_row is None
+        assert app.traces.trace_list.current.trace.trace_id == second.trace_id
+        app.traces.detail.query_one(TabbedContent).active = "tab-llm"  # a trace row opens on its Conversation
+        await wait_until(pilot, lambda: "Replay of" in "\n".join(detail_texts(app, "llm")))
+        await pilot.press("b")
+        assert app.traces.trace_list.current.span_row.span.span_id == original.span_id
+        await wait_until(pilot, lambda: "Replayed 2 times" in "\n".join(detail_texts(app, "llm")))
+        visited = []
+        for _ in range(3):
+            await pilot.press("n")
+            visited.append(app.traces.trace_list.current.span_row.span.span_id)
+        assert visited == [first.span_id, second.span_id, first.span_id]
+
+
+async def test_enter_in_the_options_field_sends_the_replay(app_receivers: Running, fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_replay(pilot)
+        app.query_one("#replay-options", Input).focus()
+        await pilot.press("space", "s", "e", "e", "d", "equals_sign", "3", "enter")
+        await wait_until(pilot, lambda: bool(chat_requests(fake)))
+        assert chat_requests(fake)[0]["options"] == {"seed": 3}
+
+
+async def test_esc_mid_replay_brings_the_replay_back_as_sent_and_enter_sends_it_again(
+        app_receivers: Running, fake: FakeOllama) -> None:
+    fake.chunk_delay = 0.3  # slow enough to be stopped mid-answer
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
+    async with app.run_test(size=SIZE) as pilot:
+        original = await open_replay(pilot)
+        app.query_one("#replay-system", TextArea).text = "Answer like a pirate."
+        app.query_one("#replay-runs", Input).value = "3"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(turns(app)) and bool(turns(app)[-1].answer))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        assert "stopped" in status(turns(app)[-1])
+        assert app.query_one("#replay-system", TextArea).text == "Answer like a pirate."
+        assert app.query_one("#replay-runs", Input).value == "1"
+        assert len(chat_requests(fake)) == 1  # the other runs were never sent
+        fake.chunk_delay = 0.0
+        await replay_and_wait(pilot)
+        again = chat_requests(fake)[-1]
+        assert again["messages"][0] == {"role": "system", "content": "Answer like a pirate."}
+        await wait_until(pilot, lambda: len(replay_spans(app, original)) == 2)  # both linked to the original
+
+
+async def test_ctrl_n_with_the_form_up_leaves_nothing_of_the_replay(app_receivers: Running, fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_replay(pilot)
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert not app.query(ReplayForm) and app.query_one(ChatInput).text == ""
+        await pilot.press("enter")
+        assert not chat_requests(fake)
+
+
+async def test_marks_go_with_the_traces_cleared(app_receivers: Running, fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
+    async with app.run_test(size=SIZE) as pilot:
+        await select_call(pilot, SKY)
+        await pilot.press("m")
+        assert app.traces.marked
+        await pilot.press("c", "y")
+        await wait_until(pilot, lambda: not app.traces.marked)
+        assert not app.traces.trace_list.marked
+
+
+async def test_two_marked_calls_are_compared_whatever_is_selected(app_receivers: Running, fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes", "openinference-langchain-default")
+    async with app.run_test(size=SIZE) as pilot:
+        first = await select_call(pilot, SKY, "ollama")
+        await pilot.press("m")
+        second = await select_call(pilot, SKY, "langchain")
+        await pilot.press("m")
+        store = app.services.store
+        agent = next(s for t in store for s in t.spans.values() if s.name == "agent")
+        await wait_until(pilot, lambda: app.traces.trace_list.select(agent.trace_id, agent.span_id))  # no LLM call
+        await pilot.press("C")
+        await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        compared = app.screen.comparison
+        assert (compared.left.span_id, compared.right.span_id) == (first.span_id, second.span_id)
+
+
+async def test_span_names_are_never_markup_in_what_r_and_m_say(app_receivers: Running, fake: FakeOllama) -> None:
+    def build(tracer) -> None:
+        with tracer.start_as_current_span("[/oops] GET /blog/[slug]"):
+            pass
+
+    app = app_with(app_receivers, fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(app_receivers, record(build, "blog"))
+        await wait_until(pilot, lambda: len(app.services.store) == 1)
+        (trace,) = list(app.services.store)
+        await wait_until(pilot, lambda: app.traces.trace_list.select(trace.trace_id, trace.root.span_id))
+        await pilot.press("r", "m")
+        await pilot.pause()
+        said = [str(n.message) for n in app._notifications]
+        assert sum("'[/oops] GET /blog/[slug]' is not an LLM call" in text for text in said) == 2

@@ -40,12 +40,13 @@ from tui.app.widgets.output import OutputPane
 from tui.app.widgets.status_line import StatusLine
 from tui.app.widgets.trace_list import TraceList
 from tui.model.genai import GenAIView
+from tui.model.hosting import runs_remotely
 from tui.model.live import IngestRates, RefreshPolicy
 from tui.model.query import QueryError, parse
 from tui.model.replays import ReplayLinks, SpanRef, replay_links
 from tui.model.span import Span
 from tui.model.store import StoreChanges, Trace
-from tui.model.trace_list import SORTS, llm_spans
+from tui.model.trace_list import SORTS, trace_call
 from tui.programs import Program, ProgramStartError
 
 TICK_SECONDS = 0.05
@@ -147,8 +148,6 @@ class TracesScreen(Screen[None]):
         self.rates = IngestRates()
         #: Set once the user opens or closes the chat pane; from then on the width no longer decides.
         self._chat_toggled = False
-        #: Where ``n`` last went among the selected span's replays.
-        self._replay_step = -1
         self._replays_seen = services.store.replays_noted
 
     # --- layout ----------------------------------------------------------------------------------
@@ -238,6 +237,9 @@ class TracesScreen(Screen[None]):
 
     def _apply(self, changes: StoreChanges) -> None:
         self.services.stats.note(changes)
+        if self.marked and (changes.cleared or changes.evicted):  # a mark names a held call, or nothing
+            self.marked = tuple(key for key in self.marked
+                                if not changes.cleared and key[0] not in changes.evicted)
         log_store = self.services.receivers.ingest.log_store
         for trace_id in changes.evicted:
             log_store.forget_trace(trace_id)
@@ -351,7 +353,6 @@ class TracesScreen(Screen[None]):
 
     @on(TraceList.SelectionChanged)
     def _selection_changed(self, event: TraceList.SelectionChanged) -> None:
-        self._replay_step = -1
         if event.live:
             self.policy.detail_changed()  # shown by the tick, at most every LIVE_DETAIL_SECONDS
         else:
@@ -485,12 +486,11 @@ class TracesScreen(Screen[None]):
             span = row.span_row.span
         logs = self.services.receivers.ingest.log_store.events_for
         if span is None:
-            calls = [s for s, view in llm_spans(row.trace, logs) if view.is_model_call]
-            if calls and all(s.parent_span_id == calls[0].span_id for s in calls[1:]):
-                return calls[0]
-            return ("This trace has no LLM call" if not calls else
-                    f"This trace has {len(calls)} LLM calls: expand it (→) and select one, or pick a step in its "
-                    "Conversation tab")
+            span, calls = trace_call(row.trace, logs)
+            if span is None:
+                return ("This trace has no LLM call" if not calls else
+                        f"This trace has {calls} LLM calls: expand it (→) and select one, or pick a step in its "
+                        "Conversation tab")
         view = GenAIView.from_span(span, logs(span))
         if view is None or not view.is_model_call:
             return f"{span.name!r} is not an LLM call (select one whose LLM tab shows a prompt and a completion)"
@@ -506,28 +506,28 @@ class TracesScreen(Screen[None]):
             return
         span = self._llm_call()
         if isinstance(span, str):
-            self.notify(span, timeout=4)
+            self.notify(span, timeout=4, markup=False)
             return
         logs = self.services.receivers.ingest.log_store.events_for(span)
         request = replay_request(span, logs)
         view = GenAIView.from_span(span, logs)
         if request is None or view is None:
-            self.notify(f"{span.name!r} has nothing to replay", timeout=4)
+            self.notify(f"{span.name!r} has nothing to replay", timeout=4, markup=False)
             return
         if not request.messages:
             self.notify(f"{span.name!r} recorded no messages (content capture was off), so there is nothing to "
                         "replay", severity="warning", timeout=6, markup=False)
             return
         self._show_chat(True)
-        if self.size.width < STACK_WIDTH:
-            self.zoomed = "chat"  # the form and the answer need the room
-        await pane.load_replay(request, span.name, remote=view.provider not in ("", "ollama"))
+        if self.size.width < CHAT_AUTO_WIDTH:
+            self.zoomed = "chat"  # the form and the answer need more room than the pane has here
+        await pane.load_replay(request, span.name, remote=runs_remotely(span, view))
 
     def action_mark(self) -> None:
         """m: mark (or unmark) the selected LLM call for C."""
         span = self._llm_call()
         if isinstance(span, str):
-            self.notify(span, timeout=4)
+            self.notify(span, timeout=4, markup=False)
             return
         key = (span.trace_id, span.span_id)
         if key in self.marked:
@@ -544,7 +544,7 @@ class TracesScreen(Screen[None]):
 
         pair = self._pair_to_compare()
         if isinstance(pair, str):
-            self.notify(pair, timeout=5)
+            self.notify(pair, timeout=5, markup=False)
             return
         logs = self.services.receivers.ingest.log_store.events_for
         result = comparison(pair[0], pair[1], logs(pair[0]), logs(pair[1]))
@@ -577,25 +577,34 @@ class TracesScreen(Screen[None]):
         trace = self.services.store.get(ref.trace_id)
         return trace.spans.get(ref.span_id) if trace is not None else None
 
+    def _selected_links(self) -> ReplayLinks:
+        """The replay links of the selected call (a trace row's one call, as for r); none for anything else."""
+        span = self._llm_call()
+        return self._links(span) if isinstance(span, Span) else ReplayLinks()
+
     def action_to_original(self) -> None:
         """b: from a replay to the span it replays."""
-        row = self.trace_list.current
-        links = self._links(row.span_row.span) if row is not None and row.span_row is not None else None
-        if links is None or links.original is None:
+        original = self._selected_links().original
+        if original is None:
             self.notify("Not a replay: b goes from a replay to the span it replays", timeout=3)
             return
-        self._go_to(links.original)
+        self._go_to(original)
 
     def action_to_replay(self) -> None:
-        """n: from a replayed span to its replays, the next one each time."""
-        row = self.trace_list.current
-        links = self._links(row.span_row.span) if row is not None and row.span_row is not None else None
-        if links is None or not links.replays:
+        """n: from a replayed span to its first replay; from a replay to the next replay of the same span."""
+        links = self._selected_links()
+        replays = links.replays
+        current = -1
+        if not replays and links.original is not None:  # on a replay: its siblings, and where it stands among them
+            held = self._held(links.original)
+            replays = self._links(held).replays if held is not None else ()
+            span = self._llm_call()
+            here = span.span_id if isinstance(span, Span) else ""
+            current = next((i for i, ref in enumerate(replays) if ref.span_id == here), -1)
+        if not replays:
             self.notify("No replay of this span: r replays an LLM call", timeout=3)
             return
-        step = (self._replay_step + 1) % len(links.replays)
-        self._go_to(links.replays[step])
-        self._replay_step = step  # after the move, which resets it
+        self._go_to(replays[(current + 1) % len(replays)])
 
     def _go_to(self, ref: SpanRef) -> None:
         if not self.paused:
@@ -612,22 +621,19 @@ class TracesScreen(Screen[None]):
         if self.zoomed:
             self.zoomed = ""
             return
-        self.zoomed = self._pane_of(self.focused)
+        self.zoomed = self._pane_of(self.focused) or "list"
 
     def _pane_of(self, widget: Widget | None) -> str:
-        """Which of :data:`ZOOMABLE` holds ``widget`` (the list when none does)."""
+        """Which of :data:`ZOOMABLE` holds ``widget`` ("" for none: the filter bar, nothing focused)."""
         around = widget.ancestors_with_self if widget is not None else []
-        pane, output = self.chat_pane, self.output_pane
-        if pane is not None and pane in around:
-            return "chat"
-        if output is not None and output in around:
-            return "output"
-        return "detail" if self.detail in around else "list"
+        panes = {"list": self.trace_list, "detail": self.detail, "chat": self.chat_pane, "output": self.output_pane}
+        return next((name for name, pane in panes.items() if pane is not None and pane in around), "")
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         """The focus went to a pane the zoom hides (Ctrl+T or Esc from the chat, b / n, Enter on a step):
         give every pane its room back, or the focused one would be invisible."""
-        if self.zoomed and self._pane_of(event.widget) != self.zoomed:
+        pane = self._pane_of(event.widget)
+        if self.zoomed and pane and pane != self.zoomed:
             self.zoomed = ""
 
     def action_toggle_output(self) -> None:

@@ -23,23 +23,11 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
-from tui.model.conventions import CHAT_SERVICE, ERROR_TYPE, REPLAY_OF
+from tui.model.conventions import ERROR_TYPE, REPLAY_OF
 from tui.model.genai import AGENT, CHAIN, TOOL_EXECUTION, GenAIView, ToolCall
+from tui.model.hosting import runs_locally, runs_remotely
 from tui.model.request import recorded_options
 from tui.model.span import Event, Span
-
-# --- where a call ran ---------------------------------------------------------------------------------
-
-#: Providers (``gen_ai.provider.name`` and the older ``gen_ai.system`` values, lower-cased) that are hosted
-#: services. A framework's name (strands' ``strands-agents``) is neither local nor remote.
-REMOTE_PROVIDERS = frozenset({
-    "openai", "anthropic", "cohere", "deepseek", "groq", "mistral_ai", "mistralai", "perplexity", "x_ai", "xai",
-    "gemini", "vertex_ai", "bedrock", "ibm.watsonx.ai", "az.ai.inference", "az.ai.openai",
-})
-_REMOTE_PROVIDER_PREFIXES = ("aws.", "gcp.", "azure.", "az.")
-#: Model names only hosted services answer to, for spans that name no provider (gpt-oss is an Ollama model).
-_REMOTE_MODEL = re.compile(r"^(gpt-[345]|chatgpt|o[134](-|$)|claude|gemini-)", re.IGNORECASE)
-LOCAL_PROVIDER = "ollama"
 
 # --- how much the word diff may cost --------------------------------------------------------------------
 
@@ -129,10 +117,7 @@ class Side:
         if not view.is_model_call:
             return f"is {_KIND_NAMES.get(view.kind, 'another kind of span')}, not a model call"
         provider = view.provider
-        local = provider.lower() == LOCAL_PROVIDER or span.service_name == CHAT_SERVICE
-        remote = not local and (provider.lower() in REMOTE_PROVIDERS
-                                or provider.lower().startswith(_REMOTE_PROVIDER_PREFIXES)
-                                or bool(_REMOTE_MODEL.match(view.model)))
+        local, remote = runs_locally(span, view), runs_remotely(span, view)
         error_type = span.attributes.get(ERROR_TYPE)
         is_error = span.is_error or bool(error_type)
         replayed = span.attributes.get(REPLAY_OF)
@@ -369,10 +354,6 @@ class Run:
     completion: str
     output_tokens: int | None
     seconds: float
-
-    @classmethod
-    def from_side(cls, side: Side) -> Run:
-        return cls(side.completion, side.output_tokens, side.duration_s)
 
 
 @dataclass(frozen=True)

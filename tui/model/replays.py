@@ -30,9 +30,6 @@ class ReplayLinks:
     original: SpanRef | None = None
     replays: tuple[SpanRef, ...] = field(default_factory=tuple)
 
-    def __bool__(self) -> bool:
-        return self.original is not None or bool(self.replays)
-
 
 NO_LINKS = ReplayLinks()
 

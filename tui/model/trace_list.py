@@ -1145,3 +1145,16 @@ def llm_spans(trace: Trace, logs: LogEvents = no_logs, limit: int | None = None)
             if len(found) == limit:
                 break
     return found
+
+
+#: Model calls counted when a trace row must say how many it has.
+COUNTED_CALLS = 100
+
+
+def trace_call(trace: Trace, logs: LogEvents = no_logs) -> tuple[Span | None, int]:
+    """The model call a trace row stands for, and how many calls it has (up to :data:`COUNTED_CALLS`): its
+    only call, or the first when the others are its children (a traced chat turn wraps its client's span)."""
+    calls = [span for span, view in llm_spans(trace, logs, COUNTED_CALLS) if view.is_model_call]
+    if calls and all(span.parent_span_id == calls[0].span_id for span in calls[1:]):
+        return calls[0], len(calls)
+    return None, len(calls)

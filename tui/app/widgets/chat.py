@@ -11,16 +11,17 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Label, Markdown, Select, Static, TextArea
+from textual.widgets import Input, Label, Markdown, Select, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from tui.app.widgets.replay_form import ReplayForm
 from tui.chat.events import Delta, TurnEvent, TurnFailed, TurnFinished, TurnStarted, TurnStats
+from tui.model.compare import Run, describe_spread, spread
 from tui.model.text import safe_text
 
 if TYPE_CHECKING:
@@ -147,6 +148,8 @@ class ChatPane(Vertical):
         self._models_shown: list[str] = []
         #: The installed models, once Ollama has listed them.
         self._installed: list[str] | None = None
+        #: The replay being run (the request as sent, and what it replays), while its runs go on.
+        self._replaying: tuple[ReplayRequest, str] | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-header"):
@@ -216,11 +219,19 @@ class ChatPane(Vertical):
     # --- turns -------------------------------------------------------------------------------------
 
     async def on_chat_input_submitted(self, event: ChatInput.Submitted) -> None:
-        prompt = event.text.strip()
+        await self._submit(event.text)
+
+    @on(Input.Submitted, "#replay-options, #replay-runs")
+    async def _form_submitted(self) -> None:
+        """Enter in the replay form's fields sends, as in the input (the form's title says so)."""
+        await self._submit(self.query_one(ChatInput).text)
+
+    async def _submit(self, text: str) -> None:
+        prompt = text.strip()
         form = self._replay_form
         if not prompt and form is None:
             return
-        if self._current is not None:
+        if self._answering:
             self.notify("Still answering: Esc stops it first", severity="warning", timeout=3)
             return
         model = self.model
@@ -232,13 +243,19 @@ class ChatPane(Vertical):
                         markup=False)
             return
         if form is not None:
-            await self._send_replay(form, model, prompt)
+            await self._send_replay(form, model, text)
             return
         self.query_one(ChatInput).clear()
         turn = ChatTurn(prompt)
         await self.query_one("#chat-turns", VerticalScroll).mount(turn)
         turn.set_status(f"asking {model}…")
         self.run_turn(turn, model, prompt)
+
+    @property
+    def _answering(self) -> bool:
+        """A turn or a replay's runs are under way (between two runs too, when no turn is streaming)."""
+        return any(worker.node is self and worker.group == "chat" and not worker.is_cancelled
+                   and worker.state in (WorkerState.PENDING, WorkerState.RUNNING) for worker in self.workers)
 
     @work(group="chat", exclusive=True, exit_on_error=False)
     async def run_turn(self, turn: ChatTurn, model: str, prompt: str) -> None:
@@ -286,11 +303,12 @@ class ChatPane(Vertical):
     async def load_replay(self, request: ReplayRequest, source: str, *, remote: bool) -> None:
         """Show ``request`` as a replay to edit and send: the form above the turns, its last user message in
         the input, and the recorded model picked when Ollama has it (else the form says so)."""
-        if self._current is not None:
-            self.action_stop()
+        self._cancel()
+        await self._show_form(request, source, self._pick_replay_model(request.model, remote=remote))
+
+    async def _show_form(self, request: ReplayRequest, source: str, note: str) -> None:
         if (old := self._replay_form) is not None:
             await old.remove()
-        note = self._pick_replay_model(request.model, remote=remote)
         await self.mount(ReplayForm(request, source, note), before=self.query_one("#chat-turns"))
         chat_input = self.query_one(ChatInput)
         chat_input.text = request.last_user_text
@@ -312,18 +330,23 @@ class ChatPane(Vertical):
         return (f"{model or 'The recorded model'} is {where}: this replay runs on {self.model or installed[0]} "
                 f"(pick another above: {', '.join(installed[:6])}{'…' if len(installed) > 6 else ''})")
 
-    async def _send_replay(self, form: ReplayForm, model: str, prompt: str) -> None:
+    async def _send_replay(self, form: ReplayForm, model: str, text: str) -> None:
         """Enter with the form shown: the edited request, sent as many times as asked."""
         from tui.chat.replay import parse_options
 
         options = parse_options(form.options_text)
         runs = form.runs
         problem = options if isinstance(options, str) else runs if isinstance(runs, str) else ""
+        recorded = form.request
+        if not problem and not text.strip() and recorded.last_user_text:
+            problem = "The last user message is empty: type one below, or Esc cancels the replay"
         if problem:
             self.notify(problem, title="Cannot replay", severity="error", timeout=6, markup=False)
             return
         assert isinstance(options, dict) and isinstance(runs, int)
-        request = form.request.edited(model=model, system=form.system, last_user=prompt, options=options)
+        unedited = text.strip() == recorded.last_user_text.strip()  # sent as recorded, whitespace and all
+        request = recorded.edited(model=model, system=form.system, options=options,
+                                  last_user=recorded.last_user_text if unedited else text.strip())
         if not request.messages:
             self.notify("Nothing to send: the replay has no message; type one below", severity="warning", timeout=4)
             return
@@ -337,21 +360,25 @@ class ChatPane(Vertical):
     @work(group="chat", exclusive=True, exit_on_error=False)
     async def run_replay(self, request: ReplayRequest, runs: int, source: str) -> None:
         """Send the replay ``runs`` times, one after another; after several, the spread of what came back."""
-        from tui.model.compare import Run, describe_spread, spread
-
         assert self.session is not None
         scroll = self.query_one("#chat-turns", VerticalScroll)
         said = request.last_user_text or "(the recorded messages, as they were)"
         done: list[Run] = []
-        for i in range(runs):
-            count = f" {i + 1}/{runs}" if runs > 1 else ""
-            turn = ChatTurn(request.last_user_text, label=f"↻ replay{count} of {source} on {request.model}\n› {said}")
-            await scroll.mount(turn)
-            turn.set_status(f"asking {request.model}…")
-            last = await self._stream(turn, request.model, self.session.replay(request))
-            if not isinstance(last, TurnFinished):
-                break
-            done.append(Run(last.content, last.stats.output_tokens, last.stats.duration_s))
+        self._replaying = mine = (request, source)
+        try:
+            for i in range(runs):
+                count = f" {i + 1}/{runs}" if runs > 1 else ""
+                turn = ChatTurn(request.last_user_text,
+                                label=f"↻ replay{count} of {source} on {request.model}\n› {said}")
+                await scroll.mount(turn)
+                turn.set_status(f"asking {request.model}…")
+                last = await self._stream(turn, request.model, self.session.replay(request))
+                if not isinstance(last, TurnFinished):
+                    break
+                done.append(Run(last.content, last.stats.output_tokens, last.stats.duration_s))
+        finally:
+            if self._replaying is mine:  # not a newer replay's
+                self._replaying = None
         if runs > 1 and done:
             await scroll.mount(Static(Text(describe_spread(spread(done))), classes="spread"))
             scroll.scroll_end(animate=False)
@@ -367,30 +394,40 @@ class ChatPane(Vertical):
     # --- actions -----------------------------------------------------------------------------------
 
     def action_stop(self) -> None:
-        """Esc: stop the answer in flight (its prompt goes back into the input); otherwise leave the pane."""
-        turn = self._current
-        if turn is None:
-            if (form := self._replay_form) is not None:
-                form.remove()
-                self.query_one(ChatInput).clear()
-                self.notify("Replay cancelled", timeout=2)
-                return
-            self.post_message(self.Leave())
+        """Esc: stop the answer in flight — its prompt, or the replay as it was sent, comes back to send again;
+        with none, cancel a replay not yet sent; otherwise leave the pane."""
+        if self._answering:
+            turn, replay = self._cancel()
+            if turn is not None:
+                turn.set_status("stopped" + (" · Ctrl+T shows the trace" if turn.trace_id else ""), error=True)
+            if replay is not None:
+                self.call_later(self._show_form, *replay, "Stopped: Enter sends it again, Esc cancels")
+            elif turn is not None:
+                chat_input = self.query_one(ChatInput)
+                chat_input.text = turn.prompt
+                chat_input.move_cursor(chat_input.document.end)
             return
+        if (form := self._replay_form) is not None:
+            form.remove()
+            self.query_one(ChatInput).clear()
+            self.notify("Replay cancelled", timeout=2)
+            return
+        self.post_message(self.Leave())
+
+    def _cancel(self) -> tuple[ChatTurn | None, tuple[ReplayRequest, str] | None]:
+        """Cancel what is under way; the turn that was streaming, and the replay being run, if any."""
+        turn, replay = self._current, self._replaying
         self.workers.cancel_group(self, "chat")
-        self._current = None
-        turn.set_status("stopped" + (" · Ctrl+T shows the trace" if turn.trace_id else ""), error=True)
-        chat_input = self.query_one(ChatInput)
-        chat_input.text = turn.prompt
-        chat_input.move_cursor(chat_input.document.end)
+        self._current, self._replaying = None, None
+        return turn, replay
 
     def action_new_conversation(self) -> None:
-        if self._current is not None:
-            self.action_stop()
+        self._cancel()
         if self.session is not None:
             self.session.new_conversation()
         if (form := self._replay_form) is not None:
             form.remove()
+        self.query_one(ChatInput).clear()
         self.query_one("#chat-turns", VerticalScroll).remove_children()
         self.notify("New conversation", timeout=2)
 

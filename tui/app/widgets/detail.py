@@ -23,7 +23,7 @@ from tui.app.textual_compat import forget_option_heights
 from tui.model.conversation import LLM, TOOL, step_kind
 from tui.model.replays import NO_LINKS, ReplayLinks
 from tui.model.span import Span
-from tui.model.trace_list import ListRow, LogEvents, no_logs
+from tui.model.trace_list import ListRow, LogEvents, no_logs, trace_call
 
 TABS = ("llm", "conversation", "attributes", "events", "timeline")
 #: Tabs offered only when the row has what they show.
@@ -219,8 +219,10 @@ class DetailPane(Vertical):
         else:
             build = {"llm": present.llm_items, "events": present.event_items}.get(tab)
             items = build(row, self.logs) if build else present.attribute_items(row)
-            if tab == "llm" and row.span_row is not None:
-                items = [*present.replay_items(self.links(row.span_row.span)), *items]
+            if tab == "llm":
+                call = row.span_row.span if row.span_row is not None else trace_call(row.trace, self.logs)[0]
+                if call is not None:
+                    items = [*present.replay_items(self.links(call)), *items]
             detail_list.show_items(items, highlight=None if same else 0)
 
     def cycle_tab(self) -> None:
