@@ -12,6 +12,7 @@ pytest.register_assert_rewrite("support")
 
 import textual.constants  # noqa: E402
 
+from support.fake_ollama import FakeOllama  # noqa: E402
 from support.receivers import Running, running_receivers  # noqa: E402
 
 
@@ -34,3 +35,11 @@ async def app_receivers() -> AsyncIterator[Running]:
     """Receivers that nothing pumps yet: the app under test runs its own pump from their queue."""
     async with running_receivers(pumping=False) as r:
         yield r
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOllama]:
+    """A fake Ollama on a loopback port, in Ollama's real wire format (tests may set its faults and delays)."""
+    server = await FakeOllama().start()
+    yield server
+    await server.stop()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from textual.widgets import Label, Select
 
@@ -19,12 +17,6 @@ from tui.model.conventions import CHAT_SERVICE
 SIZE = (200, 50)
 QUESTION = "Why is the sky blue?"
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOllama]:
-    server = await FakeOllama().start()
-    yield server
-    await server.stop()
 
 
 def make_app(running: Running, host: str, model: str | None = None) -> OllamaTuiApp:

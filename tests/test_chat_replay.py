@@ -35,12 +35,6 @@ LOCAL = "llama3.2:latest"
 PARIS = 'get_weather({"city": "Paris"})'
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOllama]:
-    server = await FakeOllama().start()
-    yield server
-    await server.stop()
-
 
 @contextlib.asynccontextmanager
 async def chat_on(fake: FakeOllama) -> AsyncIterator[tuple[ChatSession, Running]]:

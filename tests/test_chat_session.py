@@ -15,13 +15,6 @@ from tui.model.conventions import CHAT_SERVICE
 from tui.model.genai import GenAIView
 
 
-@pytest.fixture
-async def fake() -> FakeOllama:
-    server = await FakeOllama().start()
-    yield server
-    await server.stop()
-
-
 async def collect(session: ChatSession, model: str, prompt: str) -> list:
     return [event async for event in session.turn(model, prompt)]
 

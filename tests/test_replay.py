@@ -7,7 +7,6 @@ Paris call and result, which recordings carry tool definitions and which carry r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from functools import cache
 
 import aiohttp
@@ -169,12 +168,6 @@ def test_options_from_genai_attributes_and_openinference_parameters() -> None:
     assert request.messages == [{"role": "user", "content": "hi"}]
     assert request.options == {"temperature": 0.2, "top_p": 0.5, "num_predict": 64, "seed": 7, "stop": ["END"]}
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOllama]:
-    server = await FakeOllama().start()
-    yield server
-    await server.stop()
 
 
 async def test_the_fake_ollama_accepts_the_replayed_requests(fake: FakeOllama) -> None:

@@ -3,9 +3,6 @@ HTTP, linked back to the original (``b`` / ``n``), and compared with it (``C``),
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from textual.widgets import Input, Select, TabbedContent, TextArea
 
 from support.app import detail_texts, screen_text, trace_list_lines, wait_until
@@ -24,12 +21,6 @@ SIZE = (200, 50)
 SYSTEM = "You are a terse assistant. Answer in one sentence."
 SKY = "Why is the sky blue?"
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOllama]:
-    server = await FakeOllama().start()
-    yield server
-    await server.stop()
 
 
 def app_with(running: Running, fake: FakeOllama, *recordings: str) -> OllamaTuiApp:
@@ -51,6 +42,15 @@ async def select_call(pilot, asking: str, service: str = "") -> Span:
     span = calls_holding(app, asking, service)[0]
     await wait_until(pilot, lambda: app.traces.trace_list.select(span.trace_id, span.span_id))
     await pilot.pause()
+    return span
+
+
+async def open_replay(pilot, asking: str = SKY) -> Span:
+    app = pilot.app
+    await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
+    span = await select_call(pilot, asking)
+    await pilot.press("r")
+    await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
     return span
 
 
@@ -77,10 +77,7 @@ async def test_r_loads_the_call_into_the_chat_pane_every_part_editable(app_recei
                                                                         fake: FakeOllama) -> None:
     app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
-        await select_call(pilot, SKY)
-        await pilot.press("r")
-        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        await open_replay(pilot)
         form = app.query_one(ReplayForm)
         assert app.query_one("#replay-system", TextArea).text == SYSTEM
         assert app.query_one(ChatInput).text == SKY
@@ -93,10 +90,7 @@ async def test_an_edited_replay_sends_what_was_edited_and_links_back_to_the_orig
         app_receivers: Running, fake: FakeOllama) -> None:
     app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
-        original = await select_call(pilot, SKY)
-        await pilot.press("r")
-        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        original = await open_replay(pilot)
         app.query_one("#replay-system", TextArea).text = "Answer like a pirate."
         app.query_one("#replay-options", Input).value = "temperature=0.1 seed=7"
         app.query_one(ChatInput).text = "Why is the sea blue?"
@@ -129,10 +123,7 @@ async def test_a_recorded_tool_loop_is_replayed_with_its_tools_and_the_models_to
         app_receivers: Running, fake: FakeOllama) -> None:
     app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
-        await select_call(pilot, "What is the weather in Paris?")
-        await pilot.press("r")
-        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        await open_replay(pilot, "What is the weather in Paris?")
         turn = await replay_and_wait(pilot)
         (body,) = chat_requests(fake)
         assert [tool["function"]["name"] for tool in body["tools"]] == ["get_weather"]
@@ -143,10 +134,7 @@ async def test_a_remote_models_call_runs_on_an_installed_model_and_the_form_says
         app_receivers: Running, fake: FakeOllama) -> None:
     app = app_with(app_receivers, fake, "openllmetry-openai-attributes")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
-        await select_call(pilot, SKY)
-        await pilot.press("r")
-        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        await open_replay(pilot)
         note = app.query_one(ReplayForm).note
         assert "gpt-4o-mini is a remote model" in note and "runs on llama3.2:latest" in note and "qwen3:8b" in note
         await replay_and_wait(pilot)
@@ -157,10 +145,7 @@ async def test_a_remote_models_call_runs_on_an_installed_model_and_the_form_says
 async def test_replaying_three_times_shows_the_spread(app_receivers: Running, fake: FakeOllama) -> None:
     app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
-        await select_call(pilot, SKY)
-        await pilot.press("r")
-        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        await open_replay(pilot)
         app.query_one("#replay-runs", Input).value = "3"
         await pilot.press("enter")
         await wait_until(pilot, lambda: bool(app.query(".spread")))
@@ -172,10 +157,7 @@ async def test_a_malformed_option_is_one_sentence_and_nothing_is_sent(app_receiv
                                                                       fake: FakeOllama) -> None:
     app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
-        await select_call(pilot, SKY)
-        await pilot.press("r")
-        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        await open_replay(pilot)
         app.query_one("#replay-options", Input).value = "temperature=warm"
         await pilot.press("enter")
         await pilot.pause()
@@ -186,10 +168,7 @@ async def test_a_malformed_option_is_one_sentence_and_nothing_is_sent(app_receiv
 async def test_ollama_down_mid_replay_is_a_sentence_on_the_turn(app_receivers: Running, fake: FakeOllama) -> None:
     app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
-        await select_call(pilot, SKY)
-        await pilot.press("r")
-        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        await open_replay(pilot)
         fake.fault = "drop"
         await pilot.press("enter")
         await wait_until(pilot, lambda: bool(turns(app)) and "dropped" in status(turns(app)[-1]))
@@ -199,10 +178,7 @@ async def test_ollama_down_mid_replay_is_a_sentence_on_the_turn(app_receivers: R
 async def test_C_on_a_replay_compares_it_with_its_original(app_receivers: Running, fake: FakeOllama) -> None:
     app = app_with(app_receivers, fake, "openllmetry-openai-attributes")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
-        await select_call(pilot, SKY)
-        await pilot.press("r")
-        await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
+        await open_replay(pilot)
         await replay_and_wait(pilot)
         await pilot.press("ctrl+t", "enter", "l", "C")
         await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
@@ -271,15 +247,6 @@ async def test_r_on_a_conversation_step_replays_that_call_with_the_tool_loop_bef
         (body,) = chat_requests(fake)
         assert body["messages"][-1]["role"] == "tool" and "18°C" in body["messages"][-1]["content"]
         assert "18°C" in turn.answer  # the fake answers a conversation holding a tool result with the weather
-
-
-async def open_replay(pilot, asking: str = SKY) -> Span:
-    app = pilot.app
-    await wait_until(pilot, lambda: app.query_one("#chat-model", Select).value == "llama3.2:latest")
-    span = await select_call(pilot, asking)
-    await pilot.press("r")
-    await wait_until(pilot, lambda: bool(app.query(ReplayForm)))
-    return span
 
 
 def replay_spans(app: OllamaTuiApp, original: Span) -> list[Span]:
