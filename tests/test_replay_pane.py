@@ -290,7 +290,7 @@ async def test_enter_in_the_options_field_sends_the_replay(app_receivers: Runnin
 
 async def test_esc_mid_replay_brings_the_replay_back_as_sent_and_enter_sends_it_again(
         app_receivers: Running, fake: FakeOllama) -> None:
-    fake.chunk_delay = 0.3  # slow enough to be stopped mid-answer
+    fake.chunk_delay = 0.5  # slow enough to be stopped mid-answer, even on a loaded machine
     app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
     async with app.run_test(size=SIZE) as pilot:
         original = await open_replay(pilot)
@@ -364,3 +364,24 @@ async def test_span_names_are_never_markup_in_what_r_and_m_say(app_receivers: Ru
         await pilot.pause()
         said = [str(n.message) for n in app._notifications]
         assert sum("'[/oops] GET /blog/[slug]' is not an LLM call" in text for text in said) == 2
+
+
+async def test_at_80x24_the_replay_has_the_screen_and_ctrl_t_gives_the_list_back(app_receivers: Running,
+                                                                                  fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_replay(pilot)
+        assert app.traces.zoomed == "chat"
+        await replay_and_wait(pilot)
+        await pilot.press("ctrl+t")
+        assert app.traces.zoomed == "" and app.focused is app.traces.trace_list  # never an invisible focus
+
+
+async def test_the_filter_bar_keeps_a_zoom(app_receivers: Running, fake: FakeOllama) -> None:
+    app = app_with(app_receivers, fake, "openllmetry-ollama-attributes")
+    async with app.run_test(size=SIZE) as pilot:
+        await select_call(pilot, SKY)
+        await pilot.press("tab", "z")
+        assert app.traces.zoomed == "detail"
+        await pilot.press("slash")
+        assert app.traces.zoomed == "detail"
