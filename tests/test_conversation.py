@@ -214,6 +214,22 @@ def test_a_tool_using_agent_from_each_framework_reads_as_its_run(stem: str, seco
     assert (conv.totals.llm_calls, conv.totals.tool_calls) == (2, 1)
 
 
+def test_a_langgraph_state_reads_as_the_question_and_the_answer_not_as_json() -> None:
+    """OpenInference records LangGraph's whole state (``{"messages": [...]}``, LangChain's dumps) as a graph
+    or node span's input and output: the heading shows the last user message and the last message."""
+    path = RECORDINGS / "openinference-langchain-default.jsonl"
+    store = TraceStore(100_000)
+    for request in read_requests(path.name, path.read_bytes()):
+        store.add_spans(spans_from_request(request).spans)
+    (run,) = [t for t in store if t.name == "LangGraph"]
+    headings = [(s.name, s.input, s.output) for s in conversation(run).steps if s.kind == HEADING]
+    assert headings == [
+        ("LangGraph", "What is the weather in Paris?", "It is 18°C and sunny in Paris."),
+        ("agent", "What is the weather in Paris?", '→ tool call: get_weather({"city": "Paris"})'),
+        ("agent", "What is the weather in Paris?", "It is 18°C and sunny in Paris."),
+    ]
+
+
 # --- the detail pane -------------------------------------------------------------------------------------
 
 def agent_app() -> OllamaTuiApp:

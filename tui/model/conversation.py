@@ -26,6 +26,7 @@ a small cache; each message is hashed once and histories are compared as hashes.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -429,7 +430,45 @@ def _heading(span: Span, depth: int, logs: LogEvents) -> Step:
         step.input = _first_text(a, *STEP_INPUT_KEYS)
     if not step.output:
         step.output = _first_text(a, *STEP_OUTPUT_KEYS)
+    step.input, step.output = _state_text(step.input, "user"), _state_text(step.output, "")
     return step
+
+
+#: LangChain's message types, as the roles the tab shows.
+_STATE_ROLES = {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"}
+
+
+def _state_text(text: str, role: str) -> str:
+    """A graph's state dumped whole as a step's input or output (LangGraph's ``{"messages": [...]}``, the
+    history so far) as the message a reader looks for: the last one of ``role``, or the last of all ("" role);
+    any other text as it is (the whole value stays in the Attributes tab)."""
+    if not text.startswith('{"messages"'):
+        return text
+    try:
+        state = json.loads(text)
+    except ValueError:
+        return text
+    messages = state.get("messages") if isinstance(state, dict) else None
+    read = [m for m in (_state_message(item) for item in messages or ()) if m is not None]
+    chosen = [m for m in read if not role or m.role == role]
+    return chosen[-1].text() if chosen else text
+
+
+def _state_message(item: object) -> Message | None:
+    """One message of a graph state: LangChain's dump (``{"type": "ai", "data": {...}}``) or a plain
+    ``{"role", "content"}``; None for anything else."""
+    if not isinstance(item, dict):
+        return None
+    data = item.get("data")
+    if isinstance(data, dict) and "type" in item:
+        calls = tuple(ToolCall(str(c.get("name", "")), json.dumps(c.get("args"), ensure_ascii=False))
+                      for c in data.get("tool_calls") or () if isinstance(c, dict))
+        text, _, answers = content(data.get("content", ""))
+        return Message(_STATE_ROLES.get(str(item["type"]), str(item["type"])), text, calls,
+                       answers or str(data.get("tool_call_id") or ""))
+    if "role" in item:
+        return Message(str(item["role"]), content(item.get("content", ""))[0])
+    return None
 
 
 def _message_text(message: Message) -> str:
