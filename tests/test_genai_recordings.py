@@ -21,6 +21,7 @@ from tui.app.app import OllamaTuiApp
 from tui.app.present.detail import Item, llm_items
 from tui.app.screens.telemetry import log_row
 from tui.model.genai import GenAIView, Message, ToolCall
+from tui.model.genai import is_model_call as genai_is_model_call
 from tui.model.span import Resource, Span
 from tui.model.store import Trace, TraceStore
 from tui.model.telemetry import LogRecord, LogStore
@@ -164,6 +165,20 @@ def shown(stem: str) -> Shown:
     logs.add(recording.logs)
     return Shown(recording, list(traces.values()), logs)
 
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED))
+def test_the_cheap_model_call_test_agrees_with_the_llm_view(stem: str) -> None:
+    """``is_model_call`` (no messages read: what r, m, C and a trace row's call use) says what the LLM view says,
+    for every span of every recording, and picks the convention's own model calls."""
+    s = shown(stem)
+    for trace in s.traces:
+        for span in trace.spans.values():
+            events = s.logs.events_for(span)
+            view = GenAIView.from_span(span, events)
+            assert genai_is_model_call(span, events) == (view is not None and view.is_model_call), span.name
+            if is_model_call(span):
+                assert genai_is_model_call(span, events), span.name
 
 SYSTEM = "You are a terse assistant. Answer in one sentence."
 WEATHER = "What is the weather in Paris?"

@@ -39,7 +39,7 @@ from tui.app.widgets.filter_bar import FilterBar
 from tui.app.widgets.output import OutputPane
 from tui.app.widgets.status_line import StatusLine
 from tui.app.widgets.trace_list import TraceList
-from tui.model.genai import GenAIView
+from tui.model.genai import GenAIView, is_model_call
 from tui.model.hosting import runs_remotely
 from tui.model.live import IngestRates, RefreshPolicy
 from tui.model.query import QueryError, parse
@@ -491,8 +491,7 @@ class TracesScreen(Screen[None]):
                 return ("This trace has no LLM call" if not calls else
                         f"This trace has {calls} LLM calls: expand it (→) and select one, or pick a step in its "
                         "Conversation tab")
-        view = GenAIView.from_span(span, logs(span))
-        if view is None or not view.is_model_call:
+        if not is_model_call(span, logs(span)):
             return f"{span.name!r} is not an LLM call (select one whose LLM tab shows a prompt and a completion)"
         return span
 
@@ -577,14 +576,10 @@ class TracesScreen(Screen[None]):
         trace = self.services.store.get(ref.trace_id)
         return trace.spans.get(ref.span_id) if trace is not None else None
 
-    def _selected_links(self) -> ReplayLinks:
-        """The replay links of the selected call (a trace row's one call, as for r); none for anything else."""
-        span = self._llm_call()
-        return self._links(span) if isinstance(span, Span) else ReplayLinks()
-
     def action_to_original(self) -> None:
         """b: from a replay to the span it replays."""
-        original = self._selected_links().original
+        span = self._llm_call()
+        original = self._links(span).original if isinstance(span, Span) else None
         if original is None:
             self.notify("Not a replay: b goes from a replay to the span it replays", timeout=3)
             return
@@ -592,15 +587,14 @@ class TracesScreen(Screen[None]):
 
     def action_to_replay(self) -> None:
         """n: from a replayed span to its first replay; from a replay to the next replay of the same span."""
-        links = self._selected_links()
+        span = self._llm_call()
+        links = self._links(span) if isinstance(span, Span) else ReplayLinks()
         replays = links.replays
         current = -1
-        if not replays and links.original is not None:  # on a replay: its siblings, and where it stands among them
+        if isinstance(span, Span) and not replays and links.original is not None:  # a replay: its siblings
             held = self._held(links.original)
             replays = self._links(held).replays if held is not None else ()
-            span = self._llm_call()
-            here = span.span_id if isinstance(span, Span) else ""
-            current = next((i for i, ref in enumerate(replays) if ref.span_id == here), -1)
+            current = next((i for i, ref in enumerate(replays) if ref.span_id == span.span_id), -1)
         if not replays:
             self.notify("No replay of this span: r replays an LLM call", timeout=3)
             return

@@ -227,6 +227,13 @@ def span_kind(a: Attributes) -> str:
     return MODEL_CALL
 
 
+def is_model_call(span: Span, log_events: tuple[Event, ...] = ()) -> bool:
+    """Whether :meth:`GenAIView.from_span` would give a model call's view, without reading the messages:
+    what picks a call out of a trace (or refuses a span) on a key press or a detail rebuild."""
+    has_llm_data = is_llm_span(span) or any(e.name.startswith(GENAI_PREFIX) for e in log_events)
+    return has_llm_data and span_kind(span.attributes) == MODEL_CALL
+
+
 def is_llm_span(span: Span) -> bool:
     """Cheap test used for every row: any GenAI / OpenInference attribute or GenAI event."""
     if not span.may_contain(*LLM_MARKERS):

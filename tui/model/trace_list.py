@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate, islice
 
 from tui.model.conventions import USAGE_MARKERS
-from tui.model.genai import GenAIView, UsageSummary, summarize
+from tui.model.genai import GenAIView, UsageSummary, is_model_call, summarize
 from tui.model.query import MIN_ID_PREFIX, Query, QueryError, SpanTest, parse, span_tokens, span_ttft
 from tui.model.span import Event, Span
 from tui.model.store import LARGE_TRACE_SPANS, ROW_SLICE, StoreChanges, Trace, TraceStore, TreeRow
@@ -1154,7 +1154,8 @@ COUNTED_CALLS = 100
 def trace_call(trace: Trace, logs: LogEvents = no_logs) -> tuple[Span | None, int]:
     """The model call a trace row stands for, and how many calls it has (up to :data:`COUNTED_CALLS`): its
     only call, or the first when the others are its children (a traced chat turn wraps its client's span)."""
-    calls = [span for span, view in llm_spans(trace, logs, COUNTED_CALLS) if view.is_model_call]
+    calls = list(islice((row.span for row in display_rows(trace) if is_model_call(row.span, logs(row.span))),
+                        COUNTED_CALLS))
     if calls and all(span.parent_span_id == calls[0].span_id for span in calls[1:]):
         return calls[0], len(calls)
     return None, len(calls)
